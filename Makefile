@@ -1,0 +1,39 @@
+# The two commands of the README: `make run` and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(abspath $(VENV))/bin
+STAMP  := $(VENV)/.installed-stamp
+# dbt must be on PATH for Cosmos to render the dbt task group.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install run test lint bench clean-warehouse
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip uv
+	@$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]' \
+		|| $(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/reform-etl warehouse start
+	$(BIN)/reform-etl sample --out landing
+	$(BIN)/reform-etl run --landing landing
+	$(BIN)/reform-etl docs
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python scripts/bench.py
+
+clean-warehouse:
+	-$(BIN)/reform-etl warehouse stop
+	rm -rf .warehouse .airflow landing archive reports

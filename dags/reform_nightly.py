@@ -1,0 +1,113 @@
+"""reform_nightly: landing folder -> raw -> validation -> dbt marts -> run report, every night at 01:00 ICT.
+
+Thin on purpose: every task body is a function of reform_etl.orchestration, the dbt wiring lives in
+reform_etl.dag_config. Per file, load and validate run as one mapped task group, so a file that
+fails never blocks the others; dbt starts once every file is done, whatever became of each.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    Param,
+    TriggerRule,
+    get_current_context,
+    task,
+    task_group,
+)
+from cosmos import DbtTaskGroup
+
+from reform_etl import dag_config
+from reform_etl import orchestration as orc
+
+RAW = Asset(orc.RAW_ASSET)
+SEEDS = Asset(orc.SEEDS_ASSET)
+MARTS = Asset(orc.MARTS_ASSET)
+
+default_args = {
+    "owner": dag_config.OWNER,
+    # Transient errors (connection lost) are retried with exponential backoff; data errors are
+    # results, not exceptions, and anything else fails for good (AirflowFailException).
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+    "on_failure_callback": orc.record_task_failure,
+}
+
+with DAG(
+    dag_id=orc.NIGHTLY_DAG_ID,
+    description="Nightly: load district submissions, validate, build the marts with dbt, publish the run report",
+    # 01:00 Asia/Ho_Chi_Minh, and again whenever the reference data (seeds) is reloaded.
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(dag_config.NIGHTLY_CRON, timezone=dag_config.TIMEZONE), assets=SEEDS
+    ),
+    start_date=dag_config.START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    on_failure_callback=orc.record_dag_failure,
+    params={"landing": Param(None, type=["null", "string"], description="Landing folder (default REFORM_LANDING)")},
+    tags=[*dag_config.TAGS_COMMON, "nightly"],
+    doc_md=__doc__,
+) as dag:
+
+    @task(retries=0)
+    def start(**context) -> dict:
+        return orc.task_start(context)
+
+    @task
+    def discover(run: dict) -> list[str]:
+        return orc.task_discover(run)
+
+    @task_group(group_id="per_file")
+    def per_file(run: dict, path: str):
+        @task(outlets=[RAW], map_index_template="{{ file_label | default('') }}")
+        def load(run: dict, path: str) -> dict:
+            get_current_context()["file_label"] = orc.file_label(path)  # the UI shows it instead of the index
+            return orc.task_load(run, path)
+
+        @task
+        def validate(run: dict, loaded: dict) -> dict:
+            return orc.task_validate(run, loaded)
+
+        validate(run, load(run, path))
+
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    def files_done() -> None:
+        """Gate: dbt runs once every file is loaded, rejected or failed."""
+
+    @task
+    def reference_data(run: dict) -> bool:
+        return orc.transient_only(orc.load_seeds)(run["run_id"])
+
+    dbt = DbtTaskGroup(
+        group_id="dbt",
+        project_config=dag_config.project_config(),
+        profile_config=dag_config.profile_config(),
+        execution_config=dag_config.execution_config(),
+        render_config=dag_config.render_config(exclude=["resource_type:seed"]),
+        operator_args={**dag_config.operator_args(), "retries": 0},  # a failing model or test is not transient
+    )
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def report(run: dict) -> str:
+        return orc.task_report(run)
+
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, outlets=[MARTS])
+    def finish(run: dict, report_path: str | None, **context) -> dict:
+        return orc.task_finish(run, report_path, context)
+
+    run = start()
+    files = per_file.partial(run=run).expand(path=discover(run))
+    seeds = reference_data(run)
+    files >> files_done() >> dbt
+    seeds >> dbt
+    report_path = report(run)
+    dbt >> report_path
+    finish(run, report_path)

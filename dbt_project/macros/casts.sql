@@ -1,0 +1,38 @@
+{#- The loader normalises values; a value it could not normalise is kept verbatim and
+    quarantined by validation. These casts never fail a build: anything that is not in the
+    normalised form becomes null (and the row is flagged as not well-formed in staging). -#}
+
+{% macro to_count(column) -%}
+    case when btrim({{ column }}) ~ '^[0-9]{1,15}$' then btrim({{ column }})::bigint end
+{%- endmacro %}
+
+{% macro to_decimal(column) -%}
+    case when btrim({{ column }}) ~ '^-?[0-9]{1,15}(\.[0-9]+)?$' then btrim({{ column }})::numeric end
+{%- endmacro %}
+
+{% macro to_period(column) -%}
+    case when btrim({{ column }}) ~ '^[0-9]{4}-(0[1-9]|1[0-2])$' then btrim({{ column }}) end
+{%- endmacro %}
+
+{% macro to_year(column) -%}
+    case when btrim({{ column }}) ~ '^[0-9]{4}$' then btrim({{ column }})::integer end
+{%- endmacro %}
+
+{% macro to_timestamp_local(column) -%}
+    case when btrim({{ column }}) ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2})?)?$'
+         then replace(btrim({{ column }}), 'T', ' ')::timestamp end
+{%- endmacro %}
+
+{#- Month key yyyymm (integer) of a 'YYYY-MM' period. -#}
+{% macro period_key(period) -%}
+    (replace({{ period }}, '-', ''))::integer
+{%- endmacro %}
+
+{#- Pct with 2 decimals, null when the denominator is 0 or null. -#}
+{% macro pct(numerator, denominator) -%}
+    round(100.0 * ({{ numerator }}) / nullif({{ denominator }}, 0), 2)
+{%- endmacro %}
+
+{% macro surrogate_key(columns) -%}
+    md5({%- for c in columns %}coalesce(cast({{ c }} as text), '∅'){% if not loop.last %} || '|' || {% endif %}{%- endfor %})
+{%- endmacro %}

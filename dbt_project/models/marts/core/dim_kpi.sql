@@ -1,0 +1,24 @@
+with
+
+kpis as (
+
+    select * from {{ ref('stg_reference__kpis') }}
+
+),
+
+final as (
+
+    select
+        kpi_code,
+        kpi_name_vi,
+        kpi_name_en,
+        numerator_vi,
+        denominator_vi,
+        target_pct,
+        direction,
+        sort_order
+    from kpis
+
+)
+
+select * from final

@@ -1,0 +1,58 @@
+{%- set counts = ['received_carried_over', 'received_online', 'received_direct', 'received_postal',
+                  'resolved_early', 'resolved_on_time', 'resolved_late', 'pending_in_time', 'pending_overdue'] -%}
+with
+
+source as (
+
+    select * from {{ source('raw', 'dossier_stats') }}
+
+),
+
+quarantined as (
+
+    select _file_id, _row_number from {{ source('quarantine', 'dossier_stats') }}
+
+),
+
+files as (
+
+    select * from {{ ref('stg_reform__submission_files') }} where is_eligible
+
+),
+
+typed as (
+
+    select
+        source._file_id as file_id,
+        source._row_number as row_number,
+        files.received_at as file_received_at,
+        files.loaded_at,
+        nullif(btrim(source.unit_code), '') as unit_code,
+        {{ to_period('source.period') }} as period,
+        -- blank field = all fields (SPEC §3)
+        coalesce(nullif(btrim(source.field_code), ''), 'ALL') as field_code,
+        {%- for c in counts %}
+        {{ to_count('source.' ~ c) }} as {{ c }},
+        {%- endfor %}
+        {{ to_count('source.returned_withdrawn') }} as returned_withdrawn
+    from source
+    inner join files on files.file_id = source._file_id
+    where not exists (
+        select 1 from quarantined q
+        where q._file_id = source._file_id and q._row_number = source._row_number
+    )
+
+),
+
+final as (
+
+    select
+        {{ surrogate_key(['file_id', 'row_number']) }} as dossier_stat_row_id,
+        *,
+        unit_code is not null and period is not null
+        {%- for c in counts %} and {{ c }} is not null{% endfor %} as is_well_formed
+    from typed
+
+)
+
+select * from final

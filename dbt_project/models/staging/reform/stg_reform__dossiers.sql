@@ -1,0 +1,59 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'dossiers') }}
+
+),
+
+quarantined as (
+
+    select _file_id, _row_number from {{ source('quarantine', 'dossiers') }}
+
+),
+
+files as (
+
+    select * from {{ ref('stg_reform__submission_files') }} where is_eligible
+
+),
+
+typed as (
+
+    select
+        source._file_id as file_id,
+        source._row_number as row_number,
+        files.received_at as file_received_at,
+        files.loaded_at,
+        nullif(btrim(source.dossier_id), '') as dossier_id,
+        nullif(btrim(source.unit_code), '') as unit_code,
+        coalesce(nullif(btrim(source.field_code), ''), 'ALL') as field_code,
+        nullif(btrim(source.procedure_code), '') as procedure_code,
+        lower(nullif(btrim(source.channel), '')) as channel,
+        {{ to_timestamp_local('source.received_at') }} as received_at,
+        {{ to_timestamp_local('source.due_at') }} as due_at,
+        {{ to_timestamp_local('source.completed_at') }} as completed_at,
+        nullif(btrim(source.status), '') as status,
+        case lower(btrim(source.satisfied))
+            when 'true' then true when 'false' then false
+        end as is_satisfied
+    from source
+    inner join files on files.file_id = source._file_id
+    where not exists (
+        select 1 from quarantined q
+        where q._file_id = source._file_id and q._row_number = source._row_number
+    )
+
+),
+
+final as (
+
+    select
+        {{ surrogate_key(['file_id', 'row_number']) }} as dossier_row_id,
+        *,
+        dossier_id is not null and unit_code is not null and received_at is not null as is_well_formed
+    from typed
+
+)
+
+select * from final

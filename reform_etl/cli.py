@@ -1,0 +1,249 @@
+"""`reform-etl`: the command line of the warehouse (the nightly run, loads, sample, status, DSN).
+
+Exit codes: 0 when the command completed, even if some files were rejected (that is data, and
+it is reported); 1 when the pipeline itself failed; 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from reform_etl.config import settings
+
+console = Console()
+
+
+def _summary_tables(summary: dict) -> None:
+    files = Table(title=f"Run {summary['run_id']}", show_header=False)
+    for label, key in (("files seen", "files_seen"), ("loaded", "files_loaded"), ("rejected", "files_rejected"),
+                       ("duplicates (loaded once)", "files_duplicate"), ("failed", "files_failed")):
+        files.add_row(label, str(summary.get(key, 0)))
+    console.print(files)
+    rows = Table(title="Rows per kind")
+    for column in ("kind", "in files", "loaded", "quarantined", "warnings"):
+        rows.add_column(column, justify="left" if column == "kind" else "right")
+    for kind, counts in summary.get("rows", {}).items():
+        rows.add_row(kind, *(str(counts.get(k) or 0) for k in ("rows_total", "rows_loaded", "rows_quarantined",
+                                                               "warnings")))
+    console.print(rows)
+    for item in summary.get("rejected", []):
+        console.print(f"[yellow]rejected[/] {item['path']}: [bold]{item['error_code']}[/] {item['error']}")
+    if summary.get("report"):
+        console.print(f"report: [bold]{summary['report']}[/]")
+    if summary.get("docs"):
+        console.print(f"dbt docs: [bold]{summary['docs']}[/]")
+    console.print(f"warehouse DSN: [bold]{summary.get('dsn')}[/]")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from reform_etl import orchestration
+
+    landing = Path(args.landing or settings().landing).resolve()
+    logical_date = datetime.fromisoformat(args.date).replace(tzinfo=UTC) if args.date else None
+    result = orchestration.run_nightly(landing, logical_date=logical_date)
+    _summary_tables(result.summary)
+    return 0 if result.succeeded else 1
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from reform_etl import ingest, pipeline
+
+    run_id = f"load__{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+    pipeline.start_run(run_id, triggered_by="cli load")
+    landing = Path(args.landing or settings().landing).resolve()
+    ingest.load_paths([Path(p) for p in args.paths], run_id=run_id, landing=landing)
+    if not args.no_validate:
+        for file_id in pipeline.files_awaiting_validation():
+            pipeline.validate_file(file_id, run_id)
+        pipeline.warn_checks(run_id)
+    _summary_tables(pipeline.finish_run(run_id, report_path=None if args.no_validate else
+                                        pipeline.build_report(run_id)))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from reform_etl import sample
+
+    out = Path(args.out or settings().landing)
+    files = sample.generate(out, seed=args.seed)
+    console.print(f"wrote {len(files)} sample files for Phú Thọ into [bold]{out}[/]")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from reform_etl.warehouse import connect
+
+    with connect() as conn:
+        runs = conn.execute(
+            "select run_id, status, started_at, ended_at, error from audit.pipeline_runs "
+            "order by started_at desc limit %s", (args.limit,)).fetchall()
+        files = conn.execute(
+            "select file_id, kind, file_name, status, rows_total, rows_loaded, rows_quarantined, warnings, error_code "
+            "from audit.submission_files order by file_id desc limit %s", (args.limit * 5,)).fetchall()
+    table = Table(title="Last runs")
+    for column in ("run", "status", "started", "ended", "error"):
+        table.add_column(column)
+    for run_id, status, started, ended, error in runs:
+        table.add_row(run_id, status, f"{started:%Y-%m-%d %H:%M:%S}", f"{ended:%H:%M:%S}" if ended else "",
+                      (error or "")[:60])
+    console.print(table)
+    table = Table(title="Last files")
+    for column in ("id", "kind", "file", "status", "rows", "loaded", "quarantined", "warnings", "reason"):
+        table.add_column(column)
+    for row in files:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+    return 0
+
+
+def cmd_dsn(args: argparse.Namespace) -> int:
+    from reform_etl import warehouse
+
+    dsn = warehouse.dsn()
+    warehouse.bootstrap(dsn)
+    print(dsn)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reform_etl import pipeline
+    from reform_etl.warehouse import connect
+
+    run_id = args.run
+    if not run_id:
+        with connect() as conn:
+            row = conn.execute("select run_id from audit.pipeline_runs order by started_at desc limit 1").fetchone()
+        if not row:
+            console.print("no run yet: start one with `reform-etl run`")
+            return 1
+        run_id = row[0]
+    print(pipeline.build_report(run_id))
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from reform_etl import orchestration
+
+    result = orchestration.backfill(args.period_from, args.period_to)
+    console.print(result)
+    return 0
+
+
+def cmd_warehouse(args: argparse.Namespace) -> int:
+    from reform_etl import embedded_pg, warehouse
+
+    cfg = settings()
+    if args.action == "stop":
+        stopped = embedded_pg.stop(cfg.pgdata)
+        console.print("embedded warehouse stopped" if stopped else "embedded warehouse was not running")
+        return 0
+    dsn = warehouse.dsn(cfg)
+    warehouse.bootstrap(dsn)
+    console.print(f"warehouse ready: [bold]{dsn}[/]")
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from reform_etl import warehouse
+    from reform_etl.transform import run_dbt
+
+    result = run_dbt(["docs", "generate", "--quiet"], warehouse.dsn())
+    if not result.success:
+        console.print(f"[red]dbt docs generate failed:[/] {result.exception}")
+        return 1
+    console.print(f"dbt docs (every mart and column, in Vietnamese and English): "
+                  f"[bold]{settings().dbt_project / 'target' / 'index.html'}[/]")
+    return 0
+
+
+def cmd_grant_unit(args: argparse.Namespace) -> int:
+    from reform_etl import access
+
+    access.grant_unit(args.role, args.unit_code, password_env=args.password_env)
+    console.print(f"{args.role} now reads the marts, limited to unit {args.unit_code} (and any it had before)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reform-etl", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the nightly pipeline (the reform_nightly DAG, in-process)")
+    run.add_argument("--landing", help="landing folder (default ./landing or $REFORM_LANDING)")
+    run.add_argument("--date", help="logical date YYYY-MM-DD (default: now)")
+    run.set_defaults(func=cmd_run)
+
+    load = sub.add_parser("load", help="load (and validate) files or folders now, without dbt")
+    load.add_argument("paths", nargs="+")
+    load.add_argument("--landing", help="landing folder the paths live in (kind = first sub-folder)")
+    load.add_argument("--no-validate", action="store_true", help="register and load into raw only")
+    load.set_defaults(func=cmd_load)
+
+    smp = sub.add_parser("sample", help="write the sample province's submissions into a landing folder")
+    smp.add_argument("--out", help="folder (default ./landing or $REFORM_LANDING)")
+    smp.add_argument("--seed", type=int, default=2026)
+    smp.set_defaults(func=cmd_sample)
+
+    status = sub.add_parser("status", help="last runs and files")
+    status.add_argument("--limit", type=int, default=10)
+    status.set_defaults(func=cmd_status)
+
+    sub.add_parser("dsn", help="print the warehouse DSN (starts the embedded warehouse if needed)").set_defaults(
+        func=cmd_dsn)
+
+    report = sub.add_parser("report", help="print the path of a run's report (default: the last run)")
+    report.add_argument("run", nargs="?")
+    report.set_defaults(func=cmd_report)
+
+    backfill = sub.add_parser("backfill", help="rebuild the marts of a range of periods from raw")
+    backfill.add_argument("--from", dest="period_from", required=True, help="YYYY-MM")
+    backfill.add_argument("--to", dest="period_to", required=True, help="YYYY-MM")
+    backfill.set_defaults(func=cmd_backfill)
+
+    sub.add_parser("docs", help="generate the dbt docs of the marts and print where they are").set_defaults(
+        func=cmd_docs)
+
+    grant = sub.add_parser("grant-unit", help="a BI role that sees only this unit's rows in the marts")
+    grant.add_argument("role")
+    grant.add_argument("unit_code")
+    grant.add_argument("--password-env", help="name of an environment variable holding the role's password")
+    grant.set_defaults(func=cmd_grant_unit)
+
+    wh = sub.add_parser("warehouse", help="start (and bootstrap) or stop the embedded warehouse")
+    wh.add_argument("action", choices=["start", "stop"])
+    wh.set_defaults(func=cmd_warehouse)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    try:
+        if args.func not in (cmd_sample, cmd_warehouse):
+            from reform_etl import warehouse
+
+            warehouse.bootstrap(warehouse.dsn())  # idempotent; a new or upgraded warehouse is ready
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the pipeline itself failed: say so plainly, exit non-zero
+        logging.getLogger("reform_etl").debug("command failed", exc_info=True)
+        console.print(f"[red]failed:[/] {type(exc).__name__}: {exc}")
+        if args.verbose:
+            console.print_exception()
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Paths and settings, resolved once from the environment with repo-relative defaults.
+
+Every path can be overridden by an environment variable so that the same code runs from a
+checkout (`make run`), from tests (temp folders) and inside the production containers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _repo_root() -> Path:
+    env = os.environ.get("REFORM_HOME")
+    if env:
+        return Path(env).resolve()
+    return Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    landing: Path
+    archive: Path
+    reports: Path
+    pgdata: Path
+    dbt_project: Path
+    seeds: Path
+    expectations: Path
+    airflow_home: Path
+    warehouse_dsn: str | None
+    database: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = _repo_root()
+
+        def path(var: str, default: Path) -> Path:
+            value = os.environ.get(var)
+            return Path(value).resolve() if value else default
+
+        return cls(
+            home=home,
+            landing=path("REFORM_LANDING", Path.cwd() / "landing"),
+            archive=path("REFORM_ARCHIVE", home / "archive"),
+            reports=path("REFORM_REPORTS", home / "reports"),
+            pgdata=path("REFORM_PGDATA", home / ".warehouse" / "pgdata"),
+            dbt_project=path("DBT_PROJECT_DIR", home / "dbt_project"),
+            seeds=path("REFORM_SEEDS", home / "seeds"),
+            expectations=path("REFORM_EXPECTATIONS", home / "expectations"),
+            airflow_home=path("AIRFLOW_HOME", home / ".airflow"),
+            warehouse_dsn=os.environ.get("WAREHOUSE_DSN") or None,
+            database=os.environ.get("REFORM_DATABASE", "reform"),
+        )
+
+
+def settings() -> Settings:
+    # Not cached: tests and the CLI change the environment between calls.
+    return Settings.from_env()

@@ -1,0 +1,382 @@
+"""Landing folder -> raw.<kind>, one transaction per file, with lineage and a file registry.
+
+A file is registered in audit.submission_files whatever becomes of it: loaded, rejected (a
+file-level rule failed; the reason is stored), duplicate (the same bytes were loaded before)
+or failed (the pipeline itself broke; retried next run). Rows are COPYed with their file id
+and source row number; a later file for the same unit and period supersedes the earlier one
+through audit.v_submission_partitions.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from reform_etl.config import settings
+from reform_etl.kinds import KIND_SPECS, KindSpec, ValueType
+from reform_etl.parsing import cell_text
+from reform_etl.readers import FileRejected, Table, open_table
+from reform_etl.warehouse import connect
+from reform_etl.warehouse import dsn as warehouse_dsn
+
+SKIPPED_PREFIXES = (".", "~$")  # hidden files, Excel lock files
+
+
+@dataclass
+class FileResult:
+    file_id: int | None
+    path: str
+    kind: str | None
+    status: str  # loaded / rejected / duplicate / failed
+    rows_total: int | None = None
+    rows_loaded: int | None = None
+    error_code: str | None = None
+    error: str | None = None
+    duplicate_of: int | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def kind_of(path: Path, landing: Path) -> str | None:
+    """The kind is the first folder under the landing folder."""
+    relative = path.relative_to(landing)
+    return relative.parts[0] if len(relative.parts) > 1 and relative.parts[0] in KIND_SPECS else None
+
+
+def _received_at(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+
+
+def discover(landing: Path, dsn: str | None = None) -> list[Path]:
+    """Files in the landing folder not yet registered with the same path, size and time.
+
+    Ordered by modification time so that a resubmission is loaded after what it supersedes.
+    Hashing is left to the load step: a night with nothing new reads no file contents.
+    """
+    landing = landing.resolve()
+    if not landing.is_dir():
+        return []
+    candidates = [
+        p for p in landing.rglob("*")
+        if p.is_file() and not any(part.startswith(SKIPPED_PREFIXES) for part in p.relative_to(landing).parts)
+    ]
+    with connect(dsn) as conn:
+        known = {
+            (path, size, received.timestamp())
+            for path, size, received in conn.execute(
+                "select path, size_bytes, received_at from audit.submission_files where status <> 'failed'"
+            )
+        }
+    fresh = [p for p in candidates if (str(p), p.stat().st_size, _received_at(p).timestamp()) not in known]
+    return sorted(fresh, key=lambda p: (p.stat().st_mtime, str(p)))
+
+
+def load_paths(paths: Iterable[Path], run_id: str | None = None, landing: Path | None = None,
+               dsn: str | None = None) -> list[FileResult]:
+    """Load every file under the given paths (files or folders); one bad file never stops the others."""
+    landing = (landing or settings().landing).resolve()
+    dsn = dsn or warehouse_dsn()
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir() and path.resolve() == landing:
+            files.extend(discover(path, dsn))  # only what is new, in arrival order
+        elif path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        else:
+            files.append(path)
+    return [load_file(p, run_id=run_id, landing=landing, dsn=dsn) for p in files]
+
+
+def load_file(path: Path, run_id: str | None = None, landing: Path | None = None, dsn: str | None = None,
+              archive: Path | None = None) -> FileResult:
+    """Register and load one file; data problems come back as a result, pipeline problems raise."""
+    cfg = settings()
+    landing = (landing or cfg.landing).resolve()
+    archive = archive or cfg.archive
+    dsn = dsn or warehouse_dsn()
+    resolved = Path(os.path.abspath(path))
+    try:
+        resolved.relative_to(landing)
+    except ValueError:
+        # Never read a file outside the landing folder: register the attempt by its path alone.
+        return _register_rejected(dsn, resolved, None, run_id, "bad_path",
+                                  f"path is outside the landing folder {landing} (đường dẫn nằm ngoài thư mục nhận)",
+                                  hashlib.sha256(str(resolved).encode()).hexdigest(), readable=False)
+    if not resolved.is_file():
+        return _register_rejected(dsn, resolved, None, run_id, "unreadable", "file not found (không tìm thấy tệp)",
+                                  hashlib.sha256(str(resolved).encode()).hexdigest(), readable=False)
+    kind = kind_of(resolved, landing)
+    digest = sha256_file(resolved)
+    with connect(dsn) as conn:
+        # Serialise on the content: two loaders given the same bytes load them once.
+        conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (digest,))
+        earlier = _earlier(conn, digest, resolved)
+        if earlier:
+            conn.commit()
+            return earlier
+        if kind is None:
+            conn.rollback()
+            folder = resolved.relative_to(landing).parts[0] if len(resolved.relative_to(landing).parts) > 1 else "."
+            return _register_rejected(
+                dsn, resolved, None, run_id, "wrong_kind",
+                f"folder '{folder}' is not a submission kind; use one of {', '.join(KIND_SPECS)} "
+                "(sai thư mục loại dữ liệu)",
+                digest)
+        try:
+            result = _load(conn, resolved, kind, digest, run_id, archive)
+            conn.commit()
+            return result
+        except FileRejected as rejected:
+            conn.rollback()
+            return _register_rejected(dsn, resolved, kind, run_id, rejected.code, rejected.message, digest)
+        except psycopg.OperationalError:
+            raise  # connection trouble: transient, the caller retries
+        except Exception as exc:
+            conn.rollback()
+            _register_failed(dsn, resolved, kind, run_id, digest, exc)
+            raise
+
+
+def _earlier(conn: psycopg.Connection, digest: str, path: Path) -> FileResult | None:
+    row = conn.execute(
+        "select file_id, path, kind, status, rows_total, rows_loaded, error_code, error from audit.submission_files "
+        "where sha256 = %s and status in ('loaded', 'accepted', 'rejected')",
+        (digest,),
+    ).fetchone()
+    if row is None:
+        return None
+    file_id, earlier_path, kind, status, rows_total, rows_loaded, error_code, error = row
+    if earlier_path == str(path):
+        # The same file seen again (a re-run of the same night): nothing to do, report what it was.
+        return FileResult(file_id, str(path), kind, status, rows_total, rows_loaded, error_code, error)
+    stat = path.stat()
+    duplicate_id = conn.execute(
+        "insert into audit.submission_files (run_id, kind, path, file_name, sha256, size_bytes, received_at, status, "
+        "duplicate_of, error_code, error) values (%s, %s, %s, %s, %s, %s, %s, 'duplicate', %s, 'duplicate', %s) "
+        "returning file_id",
+        (None, kind, str(path), path.name, digest, stat.st_size, _received_at(path), file_id,
+         f"same content as file #{file_id} ({earlier_path}); loaded once (trùng nội dung, chỉ nạp một lần)"),
+    ).fetchone()[0]
+    return FileResult(duplicate_id, str(path), kind, "duplicate", 0, 0, "duplicate", None, file_id)
+
+
+def _insert_file(conn: psycopg.Connection, path: Path, kind: str | None, digest: str, run_id: str | None,
+                 status: str) -> int:
+    stat = path.stat()
+    return conn.execute(
+        "insert into audit.submission_files (run_id, kind, path, file_name, sha256, size_bytes, received_at, status) "
+        "values (%s, %s, %s, %s, %s, %s, %s, %s) returning file_id",
+        (run_id, kind, str(path), path.name, digest, stat.st_size, _received_at(path), status),
+    ).fetchone()[0]
+
+
+def _archive(path: Path, digest: str, archive: Path) -> Path:
+    """Keep the exact bytes that arrived, named by content, so a submission can never be lost."""
+    target = archive / digest[:2] / f"{digest}{path.suffix.lower()}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(target.suffix + ".part")
+        shutil.copyfile(path, partial)
+        partial.replace(target)
+    return target
+
+
+NORMALISE_SQL = {
+    ValueType.UNIT_CODE: "raw.norm_unit_code",
+    ValueType.CODE: "raw.norm_text",
+    ValueType.TEXT: "raw.norm_text",
+    ValueType.COUNT: "raw.norm_count",
+    ValueType.DECIMAL: "raw.norm_decimal",
+    ValueType.YEAR: "raw.norm_year",
+    ValueType.PERIOD: "raw.norm_period",
+    ValueType.DATE: "raw.norm_date",
+    ValueType.BOOLEAN: "raw.norm_boolean",
+}
+COPY_CHUNK = 1 << 20
+KEY_CELL_MAX = 200  # characters of a code, period or year cell (x 4 bytes x 3 columns < a btree entry's 2704)
+
+
+class _NotStreamable(Exception):
+    """The CSV body cannot go to COPY byte for byte; the row-by-row path handles it exactly."""
+
+
+def _load(conn: psycopg.Connection, path: Path, kind: str, digest: str, run_id: str | None,
+          archive: Path) -> FileResult:
+    """Stage the file's cells as text in a temp table, then normalise into raw.<kind> in one statement.
+
+    A clean CSV body is streamed to COPY as it is (the machine's ceiling); Excel files and CSVs
+    COPY cannot take byte for byte (ragged rows, NUL, quoted line breaks) go row by row.
+    """
+    spec = KIND_SPECS[kind]
+    file_id = _insert_file(conn, path, kind, digest, run_id, "loaded")
+    opened = open_table(path, kind)
+    try:
+        table = opened.table
+        sources = [sql.Identifier(f"s{i}") for i in range(table.width)]
+        conn.execute(sql.SQL(
+            "create temp table _landing (_seq bigint generated always as identity, _row_number integer, {}) "
+            "on commit drop").format(sql.SQL(", ").join(sql.SQL("{} text").format(c) for c in sources)))
+        streamed = table.csv_delimiter is not None and _stream_csv_body(conn, path, table, sources)
+        if not streamed:
+            with conn.cursor().copy(sql.SQL("copy _landing (_row_number, {}) from stdin").format(
+                    sql.SQL(", ").join(sources))) as copy:
+                for row_number, cells in table.rows:
+                    texts = [cell_text(c) for c in cells[: table.width]]
+                    copy.write_row([row_number, *texts, *[None] * (table.width - len(texts))])
+    finally:
+        opened.close()
+    _check_key_lengths(conn, spec, table)
+    columns = [key for key in spec.keys if key in table.mapping.values()]
+    rows = conn.execute(_normalise_into_raw(spec, table, columns), (file_id, table.header_row + 1)).rowcount
+    if rows == 0:
+        raise FileRejected("empty", "the file has a header but no data rows (tệp chỉ có dòng tiêu đề)")
+    width = 4 if spec.yearly else 7
+    conn.execute(
+        sql.SQL(
+            "insert into audit.submission_partitions (file_id, kind, unit_code, period, row_count) "
+            "select _file_id, %s, coalesce(unit_code, ''), coalesce(left({period}, %s), ''), count(*) "
+            "from raw.{table} where _file_id = %s group by 1, 2, 3, 4"
+        ).format(period=sql.Identifier(spec.period_column), table=sql.Identifier(kind)),
+        (kind, width, file_id),
+    )
+    archived = _archive(path, digest, archive)
+    conn.execute(
+        "update audit.submission_files set rows_total = %s, rows_loaded = %s, sheet_name = %s, header_row = %s, "
+        "header_mapping = %s, archived_path = %s, loaded_at = now() where file_id = %s",
+        (rows, rows, table.sheet_name, table.header_row, Jsonb(table.source_headers), str(archived), file_id),
+    )
+    return FileResult(file_id, str(path), kind, "loaded", rows, rows)
+
+
+def _check_key_lengths(conn: psycopg.Connection, spec: KindSpec, table: Table) -> None:
+    """Codes, periods and years are looked up through btree indexes, which cannot hold a value of
+    thousands of characters: such a cell is no code, and the file is rejected with its place named
+    (instead of the insert failing and stopping the run)."""
+    index_of = {key: index for index, key in table.mapping.items()}
+    keys = [k for k in dict.fromkeys((*spec.key, "unit_code", spec.period_column)) if k in index_of]
+    lengths = [sql.SQL("coalesce(char_length({}), 0)").format(sql.Identifier(f"s{index_of[k]}")) for k in keys]
+    found = conn.execute(sql.SQL(
+        "select coalesce(_row_number, _seq - (select min(_seq) from _landing) + %s), {lengths} from _landing "
+        "where greatest({lengths}) > %s order by _seq limit 1").format(lengths=sql.SQL(", ").join(lengths)),
+        (table.header_row + 1, KEY_CELL_MAX)).fetchone()
+    if found:
+        key, length = max(zip(keys, found[1:], strict=True), key=lambda item: item[1])
+        raise FileRejected(
+            "value_too_long",
+            f"row {found[0]}: the {key} cell is {length} characters long; a code, period or year has at most "
+            f"{KEY_CELL_MAX} (giá trị mã/kỳ quá dài)")
+
+
+def _stream_csv_body(conn: psycopg.Connection, path: Path, table: Table, sources: list[sql.Identifier]) -> bool:
+    """COPY the bytes after the header straight into _landing; False when the row path must do it."""
+    with path.open("rb") as handle:
+        head = [handle.readline() for _ in range(table.header_row)]
+        try:
+            header = next(csv.reader([head[-1].decode("utf-8-sig")], delimiter=table.csv_delimiter or ","), [])
+        except (UnicodeDecodeError, csv.Error, IndexError):
+            return False
+        if len(header) != table.width:
+            return False  # a quoted line break above the body: line numbers would not match
+        copy_sql = sql.SQL("copy _landing ({}) from stdin (format csv, delimiter {})").format(
+            sql.SQL(", ").join(sources), sql.Literal(table.csv_delimiter))
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                lines, last = 0, b"\n"
+                with cur.copy(copy_sql) as copy:
+                    while chunk := handle.read(COPY_CHUNK):
+                        lines += chunk.count(b"\n")
+                        last = chunk[-1:]
+                        copy.write(chunk)
+                lines += last != b"\n"
+                if cur.rowcount != lines:
+                    raise _NotStreamable  # quoted line breaks: keep exact source row numbers
+        except (psycopg.errors.DataError, _NotStreamable):
+            # Ragged rows, blank lines, NUL or invalid UTF-8: rolled back to the savepoint.
+            return False
+    return True
+
+
+def _normalise_into_raw(spec: KindSpec, table: Table, columns: list[str]) -> sql.Composed:
+    """insert ... select with each column normalised once (offset 0 keeps the inner query as it is)."""
+    index_of = {key: index for index, key in table.mapping.items()}
+
+    def source(key: str) -> sql.Identifier:
+        return sql.Identifier(f"s{index_of[key]}")
+
+    def inner(key: str) -> sql.Composable:
+        if key == "unit_code":
+            return sql.SQL("{} as {}").format(source(key), sql.Identifier(key))
+        function = sql.SQL(NORMALISE_SQL[spec.column(key).type])
+        return sql.SQL("{}({}) as {}").format(function, source(key), sql.Identifier(key))
+
+    def outer(key: str) -> sql.Composable:
+        if key == "unit_code":
+            # Leading zeros depend on the row's period (district before 2025-07, commune after).
+            return sql.SQL("raw.norm_unit_code(unit_code, {})").format(sql.Identifier(spec.period_column))
+        return sql.Identifier(key)
+
+    return sql.SQL(
+        "insert into raw.{table} (_file_id, _row_number, {columns}) "
+        "select %s, _row_number, {outer} from ("
+        "  select coalesce(_row_number, _seq - (select min(_seq) from _landing) + %s) as _row_number, {inner}"
+        "  from _landing offset 0"
+        ") normalised where num_nonnulls({not_blank}) > 0"  # blank lines are not data rows
+    ).format(
+        table=sql.Identifier(spec.name),
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        outer=sql.SQL(", ").join(outer(k) for k in columns),
+        inner=sql.SQL(", ").join(inner(k) for k in columns),
+        not_blank=sql.SQL(", ").join(
+            sql.SQL("raw.norm_text({})").format(sql.Identifier(k)) if k == "unit_code" else sql.Identifier(k)
+            for k in columns),
+    )
+
+
+def _register_rejected(dsn: str, path: Path, kind: str | None, run_id: str | None, code: str, message: str,
+                       digest: str, readable: bool = True) -> FileResult:
+    """Record a rejected file; `readable=False` for paths we must not open (outside landing, gone)."""
+    with connect(dsn) as conn:
+        conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (digest,))
+        earlier = _earlier(conn, digest, path) if readable else None
+        if earlier:
+            conn.commit()
+            return earlier
+        size = path.stat().st_size if readable else 0
+        received = _received_at(path) if readable else datetime.now(UTC)
+        file_id = conn.execute(
+            "insert into audit.submission_files (run_id, kind, path, file_name, sha256, size_bytes, received_at, "
+            "status, rows_total, rows_loaded, error_code, error) "
+            "values (%s, %s, %s, %s, %s, %s, %s, 'rejected', 0, 0, %s, %s) returning file_id",
+            (run_id, kind, str(path), path.name, digest, size, received, code, message),
+        ).fetchone()[0]
+        conn.commit()
+    return FileResult(file_id, str(path), kind, "rejected", 0, 0, code, message)
+
+
+def _register_failed(dsn: str, path: Path, kind: str | None, run_id: str | None, digest: str, exc: Exception) -> None:
+    with connect(dsn) as conn:
+        file_id = _insert_file(conn, path, kind, digest, run_id, "failed")
+        conn.execute(
+            "update audit.submission_files set error_code = 'pipeline_error', error = %s where file_id = %s",
+            (f"{type(exc).__name__}: {exc}", file_id),
+        )
+        conn.commit()

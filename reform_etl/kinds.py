@@ -1,0 +1,134 @@
+"""The landing contract of SPEC §3: one spec per submission kind.
+
+This is the single source of truth for column keys, Vietnamese labels, value types and
+grain; the raw tables, the readers and the sample generator are all derived from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ValueType(StrEnum):
+    UNIT_CODE = "unit_code"  # GSO code (text, zero-padded) or electronic identifier (H44.07)
+    CODE = "code"  # criterion / field / KPI / procedure / dossier codes: text, NFC, trimmed
+    YEAR = "year"
+    PERIOD = "period"  # month, normalised to YYYY-MM
+    COUNT = "count"  # non-negative integer, thousands separators allowed
+    DECIMAL = "decimal"  # score or rate, decimal comma or point
+    DATE = "date"  # ISO date or date-time, dd/mm/yyyy accepted
+    TEXT = "text"
+    BOOLEAN = "boolean"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label_vi: str
+    type: ValueType
+    required: bool = True
+    aliases: tuple[str, ...] = ()  # further spellings seen in province exports
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    name: str
+    label_vi: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]  # grain of one row inside one file
+    period_column: str  # the column that places a row in time (year, period or a date)
+    yearly: bool = False
+
+    @property
+    def keys(self) -> list[str]:
+        return [c.key for c in self.columns]
+
+    @property
+    def required(self) -> list[str]:
+        return [c.key for c in self.columns if c.required]
+
+    def column(self, key: str) -> Column:
+        return next(c for c in self.columns if c.key == key)
+
+
+C, T = Column, ValueType
+
+PAR_SCORES = KindSpec(
+    name="par_scores",
+    label_vi="Điểm chỉ số CCHC",
+    columns=(
+        C("unit_code", "Mã đơn vị", T.UNIT_CODE),
+        C("year", "Năm", T.YEAR),
+        C("criterion_code", "Mã tiêu chí", T.CODE),
+        # Either score may be blank in a row, and a file may carry only one of the two columns.
+        C("self_score", "Điểm tự đánh giá", T.DECIMAL, required=False, aliases=("Điểm tự chấm",)),
+        C("appraised_score", "Điểm thẩm định", T.DECIMAL, required=False),
+        C("evidence", "Tài liệu kiểm chứng", T.TEXT, required=False),
+    ),
+    key=("unit_code", "year", "criterion_code"),
+    period_column="year",
+    yearly=True,
+)
+
+_COUNT_COLUMNS = (
+    C("received_carried_over", "Kỳ trước chuyển qua", T.COUNT),
+    C("received_online", "Tiếp nhận trực tuyến", T.COUNT),
+    C("received_direct", "Tiếp nhận trực tiếp", T.COUNT),
+    C("received_postal", "Tiếp nhận qua BCCI", T.COUNT, aliases=("Tiếp nhận qua bưu chính công ích",)),
+    C("resolved_early", "Giải quyết trước hạn", T.COUNT),
+    C("resolved_on_time", "Giải quyết đúng hạn", T.COUNT),
+    C("resolved_late", "Giải quyết quá hạn", T.COUNT),
+    C("pending_in_time", "Đang giải quyết trong hạn", T.COUNT),
+    C("pending_overdue", "Đang giải quyết quá hạn", T.COUNT),
+    C("returned_withdrawn", "Trả lại / rút", T.COUNT, required=False, aliases=("Trả lại/rút", "Trả lại, rút")),
+)
+
+DOSSIER_STATS = KindSpec(
+    name="dossier_stats",
+    label_vi="Thống kê hồ sơ một cửa (biểu II.06a)",
+    columns=(
+        C("unit_code", "Mã đơn vị", T.UNIT_CODE),
+        C("period", "Kỳ báo cáo", T.PERIOD),
+        # Blank means "all fields"; the column itself may be absent for the same meaning.
+        C("field_code", "Mã lĩnh vực", T.CODE, required=False),
+        *_COUNT_COLUMNS,
+    ),
+    key=("unit_code", "period", "field_code"),
+    period_column="period",
+)
+
+IT_KPIS = KindSpec(
+    name="it_kpis",
+    label_vi="Chỉ tiêu ứng dụng CNTT",
+    columns=(
+        C("unit_code", "Mã đơn vị", T.UNIT_CODE),
+        C("period", "Kỳ báo cáo", T.PERIOD),
+        C("kpi_code", "Mã chỉ tiêu", T.CODE),
+        C("numerator", "Tử số", T.COUNT),
+        C("denominator", "Mẫu số", T.COUNT),
+    ),
+    key=("unit_code", "period", "kpi_code"),
+    period_column="period",
+)
+
+DOSSIERS = KindSpec(
+    name="dossiers",
+    label_vi="Hồ sơ TTHC (cấp bản ghi)",
+    columns=(
+        C("dossier_id", "Mã hồ sơ", T.CODE),
+        C("unit_code", "Mã đơn vị", T.UNIT_CODE),
+        C("field_code", "Mã lĩnh vực", T.CODE),
+        C("procedure_code", "Mã TTHC", T.CODE, aliases=("Mã thủ tục",)),
+        C("channel", "Kênh nộp", T.TEXT),
+        C("received_at", "Ngày tiếp nhận", T.DATE),
+        C("due_at", "Ngày hẹn trả", T.DATE),
+        C("completed_at", "Ngày trả kết quả", T.DATE, required=False),
+        C("status", "Trạng thái", T.TEXT, required=False),
+        C("satisfied", "Hài lòng", T.BOOLEAN, required=False),
+    ),
+    key=("dossier_id",),
+    period_column="received_at",
+)
+
+KIND_SPECS: dict[str, KindSpec] = {k.name: k for k in (PAR_SCORES, DOSSIER_STATS, IT_KPIS, DOSSIERS)}

@@ -1,0 +1,191 @@
+-- Value normalisation of SPEC §3, in the database, so that a file of millions of rows is
+-- normalised at set speed. Each raw.norm_* returns the normalised text, or the text as it
+-- arrived when it cannot be read (validation then names the problem).
+--
+-- Shape, for speed: raw.norm_<x>(v) is a plain SQL expression (inlined by the planner) that
+-- passes values already in canonical ASCII form straight through with one regex test; anything
+-- else goes to raw.norm_<x>_slow(v), plpgsql, which evaluates its argument once.
+
+create or replace function raw.norm_text_slow(v text) returns text
+language plpgsql immutable parallel safe as $$
+begin
+  return nullif(btrim(normalize(v, NFC), E' \t\r\n\u00a0\u202f\u2009'), '');
+end $$;
+
+-- Trimmed NFC text, blank -> null.
+create or replace function raw.norm_text(v text) returns text
+language sql immutable parallel safe as $$
+  -- ASCII (as many bytes as characters) with nothing to trim is already normalised.
+  select case when octet_length(v) = char_length(v) and btrim(v, E' \t\r\n') = v and v <> '' then v
+              else raw.norm_text_slow(v) end
+$$;
+
+create or replace function raw.norm_count_slow(v text) returns text
+language plpgsql immutable parallel safe as $$
+declare
+  t text := raw.norm_text_slow(v);
+  c text := regexp_replace(t, E'[\\s\u00a0\u202f\u2009]+', '', 'g');
+begin
+  if t is null then return null; end if;
+  if c ~ '^\+?[0-9]+$' then return ltrim(c, '+')::numeric::text; end if;
+  if c ~ '^[0-9]{1,3}([.,])[0-9]{3}(\1[0-9]{3})*$' then return translate(c, '.,', '')::numeric::text; end if;
+  if c ~ '^\+?[0-9]+[.,]0+$' then return split_part(translate(ltrim(c, '+'), ',', '.'), '.', 1)::numeric::text; end if;
+  return t;
+end $$;
+
+-- '1.296', '1,296', '1 296', '1296.0' -> '1296'; '-5', '1,5', 'abc' stay as they arrived.
+create or replace function raw.norm_count(v text) returns text
+language sql immutable parallel safe as $$
+  -- translate() strips the digits: cheaper than a regex on every value of a large file.
+  select case when translate(v, '0123456789', '') = '' and char_length(v) between 1 and 18
+                   and (left(v, 1) <> '0' or v = '0') then v
+              else raw.norm_count_slow(v) end
+$$;
+
+create or replace function raw.norm_decimal_slow(v text) returns text
+language plpgsql immutable parallel safe as $$
+declare
+  t text := raw.norm_text_slow(v);
+  c text := regexp_replace(t, E'[\\s\u00a0\u202f\u2009]+', '', 'g');
+begin
+  if t is null then return null; end if;
+  if c ~ '\.' and c ~ ',[0-9]*$' then
+    c := replace(replace(c, '.', ''), ',', '.');          -- 1.234,5
+  elsif c ~ ',' and c ~ '\.[0-9]*$' then
+    c := replace(c, ',', '');                             -- 1,234.5
+  elsif c ~ '^[^,]*,[^,]*$' then
+    c := replace(c, ',', '.');                            -- 2,5
+  end if;
+  if c ~ '^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$' then return trim_scale(c::numeric)::text; end if;
+  return t;
+end $$;
+
+-- Decimal comma or point: '2,5' -> '2.5'; '1.234,5' -> '1234.5'; trailing zeros dropped.
+create or replace function raw.norm_decimal(v text) returns text
+language sql immutable parallel safe as $$
+  select case when translate(v, '0123456789', '') in ('', '.') and char_length(v) between 1 and 18
+                   and left(v, 1) <> '.' and right(v, 1) <> '.'
+              then trim_scale(v::numeric)::text
+              else raw.norm_decimal_slow(v) end
+$$;
+
+create or replace function raw.norm_year_slow(v text) returns text
+language plpgsql immutable parallel safe as $$
+declare
+  t text := raw.norm_text_slow(v);
+begin
+  return coalesce((regexp_match(lower(t), '^(?:năm|nam)?\s*([0-9]{4})(?:[.,]0+)?$'))[1], t);
+end $$;
+
+-- '2021', 'Năm 2021', '2021.0' -> '2021'.
+create or replace function raw.norm_year(v text) returns text
+language sql immutable parallel safe as $$
+  select case when char_length(v) = 4 and translate(v, '0123456789', '') = '' then v
+              else raw.norm_year_slow(v) end
+$$;
+
+create or replace function raw.norm_period_slow(v text) returns text
+language plpgsql immutable parallel safe as $$
+declare
+  t text := raw.norm_text_slow(v);
+  m text[];
+begin
+  if t is null then return null; end if;
+  -- month first: '03/2021', 'Tháng 3/2021', 'T3/2021', 'tháng 3 năm 2021'
+  m := regexp_match(lower(t), '^(?:tháng|thang|t)?\s*([0-9]{1,2})\s*(?:[-/.]|\s)\s*(?:năm|nam)?\s*([0-9]{4})$');
+  if m is not null and m[1]::int between 1 and 12 then return m[2] || '-' || lpad(m[1]::int::text, 2, '0'); end if;
+  -- year first: '2021-03', '2021/3', a date '2021-03-01' or date-time
+  m := regexp_match(t, '^([0-9]{4})\s*[-/.]\s*([0-9]{1,2})(?:\s*[-/.]\s*[0-9]{1,2}(?:[T ][0-9:.]+)?)?$');
+  if m is not null and m[2]::int between 1 and 12 then return m[1] || '-' || lpad(m[2]::int::text, 2, '0'); end if;
+  return t;
+end $$;
+
+-- '2021-03', '03/2021', 'Tháng 3/2021', 'T3/2021', 'tháng 3 năm 2021', '2021-03-01' -> '2021-03'.
+create or replace function raw.norm_period(v text) returns text
+language sql immutable parallel safe as $$
+  select case when char_length(v) = 7 and translate(v, '0123456789', '') = '-' and substr(v, 5, 1) = '-'
+                   and substr(v, 6, 2) between '01' and '12' then v
+              else raw.norm_period_slow(v) end
+$$;
+
+create or replace function raw.norm_date_slow(v text) returns text
+language plpgsql immutable parallel safe as $$
+declare
+  t text := raw.norm_text_slow(v);
+  m text[];
+  d date;
+begin
+  if t is null then return null; end if;
+  if t ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' then return t; end if;
+  if t ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T00:00(:00)?$' then return left(t, 10); end if;
+  if t ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2})?(\.[0-9]+)?$' then
+    return left(t, 10) || 'T' || substr(t, 12, 5) || ':' || coalesce(nullif(substr(t, 18, 2), ''), '00');
+  end if;
+  m := regexp_match(t, '^([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})(?:\s+([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?)?$');
+  if m is null then return t; end if;
+  begin
+    d := make_date(m[3]::int, m[2]::int, m[1]::int);
+  exception when others then
+    return t;  -- 31/02/2026: not a calendar date, kept as it arrived
+  end;
+  if m[4] is null then return d::text; end if;
+  return d::text || 'T' || lpad(m[4], 2, '0') || ':' || m[5] || ':' || coalesce(m[6], '00');
+end $$;
+
+-- ISO date or date-time out: '2026-01-05', '2026-01-05 08:30' -> '2026-01-05T08:30:00', '05/01/2026'.
+create or replace function raw.norm_date(v text) returns text
+language sql immutable parallel safe as $$
+  select case
+    when char_length(v) = 10 and translate(v, '0123456789', '') = '--' and substr(v, 5, 1) = '-' then v
+    when char_length(v) = 19 and translate(v, '0123456789', '') = '--T::' and substr(v, 11, 1) = 'T'
+         and substr(v, 5, 1) = '-' and right(v, 8) <> '00:00:00' then v
+    else raw.norm_date_slow(v)
+  end
+$$;
+
+create or replace function raw.norm_unit_code_slow(v text, period text) returns text
+language plpgsql immutable parallel safe as $$
+declare
+  c text := regexp_replace(raw.norm_text_slow(v), E'[\\s\u00a0\u202f\u2009]+', '', 'g');
+begin
+  if c is null then return null; end if;
+  if c !~ '^[0-9]+$' then
+    return case when c ~ '^[A-Za-z][0-9]' then upper(c) else c end;
+  end if;
+  if length(c) <= 3 and (period is null or period !~ '^[0-9]{4}' or period < '2025-07') then
+    return lpad(c, 3, '0');
+  end if;
+  if length(c) <= 5 then return lpad(c, 5, '0'); end if;
+  return c;
+end $$;
+
+-- GSO codes get their leading zeros back: district 3 digits before 2025-07, commune 5 after;
+-- a department's electronic id (H44.07) is kept, upper-cased. `period` is the row's
+-- normalised period, year or date (compared as text: 'YYYY-MM...' sorts by time).
+create or replace function raw.norm_unit_code(v text, period text) returns text
+language sql immutable parallel safe as $$
+  select case
+    when char_length(v) = 5 and translate(v, '0123456789', '') = '' then v
+    when char_length(v) = 3 and translate(v, '0123456789', '') = '' and period < '2025-07' and period ~ '^[0-9]{4}'
+      then v
+    when v ~ '^[A-Z][0-9]+(\.[0-9]+)*$' then v
+    else raw.norm_unit_code_slow(v, period)
+  end
+$$;
+
+create or replace function raw.norm_boolean_slow(v text) returns text
+language plpgsql immutable parallel safe as $$
+declare
+  t text := raw.norm_text_slow(v);
+begin
+  if lower(t) in ('1', 'true', 'yes', 'y', 'x', 'có', 'co', 'đồng ý', 'dong y',
+                  'hài lòng', 'hai long', 'rất hài lòng', 'rat hai long') then return 'true'; end if;
+  if lower(t) in ('0', 'false', 'no', 'n', 'không', 'khong', 'không hài lòng',
+                  'khong hai long', 'chưa hài lòng', 'chua hai long') then return 'false'; end if;
+  return t;
+end $$;
+
+create or replace function raw.norm_boolean(v text) returns text
+language sql immutable parallel safe as $$
+  select case when v in ('true', 'false') then v else raw.norm_boolean_slow(v) end
+$$;

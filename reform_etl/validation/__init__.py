@@ -1,0 +1,337 @@
+"""Validation of SPEC §4 with Great Expectations, in the database.
+
+Entry points (called by reform_etl.pipeline / the DAG):
+
+* `validate_file(dsn, file_id, run_id)` — after the loader put a file's rows in raw.<kind>:
+  runs the `submission_file` suite on the file's shape (reject rules) and the `<kind>` suite on
+  the file's rows in Postgres (quarantine rules and in-file warnings), copies every failing row
+  to quarantine.<kind> with all the rules it failed, stores one audit.validation_results row per
+  rule, and sets the file accepted (or rejected) with its counts.
+* `warn_checks(dsn, run_id)` — once per run, after every file is validated: the cross-file
+  warnings (`<kind>_history`: carried over vs last month's pending, on-time rate swing) per
+  accepted file, and the run-level `submission_run` suite (a unit missing for a period that
+  others reported). Closes audit.validation_runs.
+
+Staging must read only rows of accepted files that are not in quarantine.<kind>.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from reform_etl.kinds import KIND_SPECS
+from reform_etl.validation import project, refdata
+from reform_etl.validation import rules as R
+
+log = logging.getLogger(__name__)
+
+SAMPLE_ROWS = 20
+LOADER_CODES = {code for rule in R.FILE_RULES for code in rule.loader_codes}
+
+
+class ValidationError(RuntimeError):
+    """The validation itself broke (a query failed, counts disagree): a pipeline failure, not a data finding."""
+
+
+# ------------------------------------------------------------------ runs
+
+def start_run(dsn: str, run_id: str, logical_date: dt.datetime | None = None) -> None:
+    import great_expectations as gx
+
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "insert into audit.validation_runs (run_id, logical_date, gx_version) values (%s, %s, %s) "
+            "on conflict (run_id) do update set logical_date = coalesce(excluded.logical_date, "
+            "audit.validation_runs.logical_date)",
+            (run_id, logical_date, gx.__version__),
+        )
+        conn.commit()
+
+
+def finish_run(dsn: str, run_id: str, status: str = "success", error: str | None = None) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "update audit.validation_runs set ended_at = now(), status = %s, error = %s, files_validated = "
+            "(select count(distinct file_id) from audit.validation_results where run_id = %s and file_id is not null) "
+            "where run_id = %s",
+            (status, error, run_id, run_id),
+        )
+        conn.commit()
+
+
+# ------------------------------------------------------------------ GX plumbing
+
+def _run_suite(context, suite: str, batch_parameters: dict, run_id: str):
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    definition = context.validation_definitions.get(suite)
+    run = RunIdentifier(run_name=run_id, run_time=dt.datetime.now(dt.UTC))
+    started = time.perf_counter()
+    result = definition.run(batch_parameters=batch_parameters, result_format="COMPLETE", run_id=run)
+    log.debug("suite %s %s: %.2fs", suite, batch_parameters if "dataframe" not in batch_parameters else "",
+              time.perf_counter() - started)
+    for er in result.results:
+        info = er.exception_info or {}
+        if info.get("raised_exception"):
+            raise ValidationError(f"{suite}: expectation {er.expectation_config.meta.get('rule')} "
+                                  f"could not run: {info.get('exception_message')}")
+    return result
+
+
+def _result_path(result) -> str | None:
+    """The Data Docs page of a suite result, relative to the Data Docs root (mirrors GX's store key:
+    validations/<suite>/<run name>/<run time>/<datasource>-<asset>[-<partition key>_<value>].html)."""
+    try:
+        batch = result.meta["active_batch_definition"]
+        batch = batch if isinstance(batch, dict) else batch.to_json_dict()
+        batch_id = "-".join([batch["datasource_name"], batch["data_asset_name"],
+                             *(f"{k}_{v}" for k, v in (batch.get("batch_identifiers") or {}).items()
+                               if k != "dataframe")])
+        run = result.meta["run_id"]
+        run_time = run.run_time.strftime("%Y%m%dT%H%M%S.%fZ")
+        return f"validations/{result.suite_name}/{run.run_name}/{run_time}/{batch_id}.html"
+    except Exception:  # the link is a convenience; the result itself is stored regardless
+        log.warning("no Data Docs path for a %s result", result.suite_name, exc_info=True)
+        return None
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _store_results(conn: psycopg.Connection, run_id: str, file_id: int | None, kind: str | None, result,
+                   counts_rows: bool = True) -> dict[str, dict]:
+    """One audit row per expectation; returns {rule: {...}} for the caller."""
+    path = _result_path(result)
+    out = {}
+    for er in result.results:
+        meta = er.expectation_config.meta or {}
+        res = er.result or {}
+        observed = res.get("observed_value")
+        rows = res.get("details", {}).get("unexpected_rows") or []
+        if counts_rows:
+            failed = int(observed or 0)
+        else:  # file-shape suite: one row, the file
+            failed = 0 if er.success else 1
+            observed = {"unexpected": _jsonable(res.get("partial_unexpected_list") or res.get("unexpected_list"))}
+        rule_kind = kind or (meta.get("kind") if meta.get("kind") != "*" else None)
+        conn.execute(
+            "insert into audit.validation_results (run_id, file_id, kind, suite, expectation, expectation_type, "
+            "severity, success, observed_value, rows_failed, sample_failing_rows, message_vi, message_en, "
+            "gx_result_path) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (run_id, file_id, rule_kind, result.suite_name, meta["rule"], er.expectation_config.type,
+             meta["severity"], bool(er.success), Jsonb(_jsonable(observed)), failed,
+             Jsonb(_jsonable(rows[:SAMPLE_ROWS])) if rows else None, meta.get("message_vi"), meta.get("message_en"),
+             path),
+        )
+        out[f"{meta['rule']}|{meta.get('kind')}"] = {"rule": meta["rule"], "severity": meta["severity"],
+                                                     "success": bool(er.success), "rows_failed": failed,
+                                                     "message_vi": meta.get("message_vi"),
+                                                     "message_en": meta.get("message_en")}
+    return out
+
+
+# ------------------------------------------------------------------ file shape (reject rules)
+
+def file_shape(row: dict) -> dict[str, bool]:
+    """The booleans the `submission_file` suite checks: the loader's verdict, re-derived where it can be."""
+    code = row["error_code"]
+    kind = row["kind"]
+    spec = KIND_SPECS.get(kind) if kind else None
+    mapping = row["header_mapping"] or {}
+    keys = list(mapping.values())
+    loaded = row["status"] in ("loaded", "accepted")
+    return {
+        "path_is_safe": code != "bad_path" and ".." not in Path(row["path"]).parts,
+        "is_readable": code != "unreadable",
+        "kind_matches": code != "wrong_kind" and (spec is not None or code is not None),
+        "has_header": code != "no_header",
+        "has_required_columns": code != "missing_columns"
+        and (not loaded or spec is None or set(spec.required) <= set(keys)),
+        "has_unique_columns": code != "duplicate_columns" and len(keys) == len(set(keys)),
+        "has_data_rows": code != "empty" and (not loaded or (row["rows_total"] or 0) >= 1),
+        "is_parsed": code is None or code in LOADER_CODES,
+    }
+
+
+# ------------------------------------------------------------------ quarantine
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def quarantine_sql(kind: str, file_id: int, run_id: str) -> str:
+    spec = KIND_SPECS[kind]
+    rows_src = f"(select * from raw.{kind} where _file_id = {int(file_id)})"
+    cases = []
+    for rule in R.row_rules(kind):
+        if rule.severity is not R.Severity.QUARANTINE_ROW:
+            continue
+        predicate = rule.predicate.replace("{rows}", rows_src)
+        cases.append(
+            f"(case when coalesce(({predicate}), false) then jsonb_build_object('rule', {_lit(rule.name)}, "
+            f"'severity', {_lit(str(rule.severity))}, 'message_vi', {_lit(rule.message_vi)}, "
+            f"'message_en', {_lit(rule.message_en)}, 'observed', {rule.observed}) end)"
+        )
+    cols = ", ".join(spec.keys)
+    rcols = ", ".join(f"r.{c}" for c in spec.keys)
+    return (
+        f"insert into quarantine.{kind} (_file_id, _row_number, {cols}, failed_rules, run_id) "
+        f"select r._file_id, r._row_number, {rcols}, f.failed, {_lit(run_id)} from raw.{kind} r "
+        f"cross join lateral (select jsonb_agg(x) as failed from (values {', '.join(cases)}) v(x) "
+        f"where x is not null) f where r._file_id = {int(file_id)} and f.failed is not null"
+    )
+
+
+# ------------------------------------------------------------------ entry points
+
+def _analyze(dsn: str, *tables: str) -> None:
+    """Fresh planner statistics, committed (GX queries on its own connections). The loader has just COPYed
+    into tables autovacuum has not seen yet; without statistics the planner picks nested loops over whole
+    files: seconds per rule instead of milliseconds."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for table in tables:
+            schema, name = table.split(".")
+            stale = conn.execute(
+                "select coalesce(last_analyze, last_autoanalyze) is null "
+                "or n_mod_since_analyze > greatest(500, n_live_tup / 10) "
+                "from pg_stat_user_tables where schemaname = %s and relname = %s", (schema, name)).fetchone()
+            if stale is None or stale[0]:
+                conn.execute(f"analyze {table}")
+
+
+def _file_row(conn: psycopg.Connection, file_id: int) -> dict:
+    cur = conn.execute(
+        "select file_id, kind, path, status, rows_total, header_mapping, error_code, error "
+        "from audit.submission_files where file_id = %s", (file_id,))
+    row = cur.fetchone()
+    if row is None:
+        raise ValidationError(f"no file {file_id} in audit.submission_files")
+    return dict(zip([d.name for d in cur.description], row, strict=True))
+
+
+def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
+    """Validate one registered file; see the module docstring. Idempotent for (file, run)."""
+    import pandas as pd
+
+    started = time.perf_counter()
+    refdata.ensure_loaded(dsn)
+    start_run(dsn, run_id)
+    context = project.context_for(dsn)
+    with psycopg.connect(dsn) as conn:
+        row = _file_row(conn, file_id)
+        if row["status"] in ("duplicate", "failed"):
+            return {"file_id": file_id, "status": row["status"], "rows_quarantined": 0, "warnings": 0}
+        kind = row["kind"]
+        conn.execute("delete from audit.validation_results where run_id = %s and file_id = %s", (run_id, file_id))
+        if kind in KIND_SPECS:
+            conn.execute(f"delete from quarantine.{kind} where _file_id = %s", (file_id,))
+            conn.commit()
+            _analyze(dsn, f"raw.{kind}")
+
+        shape = file_shape(row)
+        result = _run_suite(context, "submission_file", {"dataframe": pd.DataFrame([shape])}, run_id)
+        findings = _store_results(conn, run_id, file_id, kind, result, counts_rows=False)
+        failed = [f for f in findings.values() if not f["success"]]
+        if failed or row["status"] == "rejected":
+            first = failed[0] if failed else {"rule": "file_not_parsed", "message_vi": "", "message_en": ""}
+            if row["status"] != "rejected":  # GX caught what the loader let through
+                conn.execute(
+                    "update audit.submission_files set error_code = %s, error = %s where file_id = %s",
+                    (first["rule"], f"{first['message_en']} ({first['message_vi']})", file_id))
+            conn.execute(
+                "update audit.submission_files set status = 'rejected', rows_loaded = 0, rows_quarantined = 0, "
+                "warnings = 0 where file_id = %s", (file_id,))
+            conn.commit()
+            return {"file_id": file_id, "status": "rejected", "rows_quarantined": 0, "warnings": 0,
+                    "reason": first["rule"]}
+
+        result = _run_suite(context, kind, {"_file_id": file_id}, run_id)
+        findings = _store_results(conn, run_id, file_id, kind, result)
+        quarantined = conn.execute(quarantine_sql(kind, file_id, run_id)).rowcount
+        for f in findings.values():
+            if f["severity"] != R.Severity.QUARANTINE_ROW:
+                continue
+            n = conn.execute(
+                f"select count(*) from quarantine.{kind} where _file_id = %s and failed_rules @> %s",
+                (file_id, Jsonb([{"rule": f["rule"]}]))).fetchone()[0]
+            if n != f["rows_failed"]:
+                raise ValidationError(f"file {file_id}: rule {f['rule']} failed {f['rows_failed']} rows in GX "
+                                      f"but {n} in the quarantine statement")
+        warnings = sum(f["rows_failed"] for f in findings.values() if f["severity"] == R.Severity.WARN)
+        conn.execute(
+            "update audit.submission_files set status = 'accepted', rows_quarantined = %s, "
+            "rows_loaded = rows_total - %s, warnings = %s where file_id = %s",
+            (quarantined, quarantined, warnings, file_id))
+        conn.commit()
+    log.info("validated file %s (%s) in %.2fs: %s quarantined, %s warnings", file_id, kind,
+             time.perf_counter() - started, quarantined, warnings)
+    return {"file_id": file_id, "status": "accepted", "rows_quarantined": quarantined, "warnings": warnings}
+
+
+def warn_checks(dsn: str, run_id: str) -> dict:
+    """Cross-file and run-level warnings, once per run after every file is validated; closes the run."""
+    start_run(dsn, run_id)
+    context = project.context_for(dsn)
+    totals: dict[str, int] = {}
+    with psycopg.connect(dsn) as conn:
+        # Files the loader rejected and nobody validated: record their reject rule through the GX file suite too,
+        # so audit.validation_results holds one consistent list of findings for the run.
+        unrecorded = [file_id for (file_id,) in conn.execute(
+            "select f.file_id from audit.submission_files f where f.run_id = %s and f.status = 'rejected' "
+            "and not exists (select 1 from audit.validation_results r where r.file_id = f.file_id "
+            "and r.run_id = %s) order by f.file_id", (run_id, run_id))]
+    for file_id in unrecorded:
+        validate_file(dsn, file_id, run_id)
+    with psycopg.connect(dsn) as conn:
+        history_suites = {k: f"{k}_history" for k in KIND_SPECS if R.history_rules(k)}
+        _analyze(dsn, "audit.submission_partitions", "audit.submission_files",
+                 *(f"quarantine.{k}" for k in history_suites), *(f"raw.{k}" for k in history_suites))
+        conn.execute("delete from audit.validation_results where run_id = %s and (file_id is null or suite = any(%s))",
+                     (run_id, list(history_suites.values())))
+        # This run's files, files this run validated (a crash left them 'loaded' in an earlier run), and
+        # accepted files whose own run died before its cross-file checks.
+        files = conn.execute(
+            "select f.file_id, f.kind from audit.submission_files f where f.status = 'accepted' "
+            "and f.kind = any(%s) and (f.run_id = %s "
+            "or exists (select from audit.validation_results r where r.file_id = f.file_id and r.run_id = %s) "
+            "or not exists (select from audit.validation_results r where r.file_id = f.file_id "
+            "and r.suite = f.kind || '_history')) order by f.file_id",
+            (list(history_suites), run_id, run_id)).fetchall()
+        for file_id, kind in files:
+            result = _run_suite(context, history_suites[kind], {"_file_id": file_id}, run_id)
+            for f in _store_results(conn, run_id, file_id, kind, result).values():
+                totals[f["rule"]] = totals.get(f["rule"], 0) + f["rows_failed"]
+            # The latest verdict of each warn rule on the file, whichever run gave it.
+            conn.execute(
+                "update audit.submission_files set warnings = (select coalesce(sum(rows_failed), 0) from ("
+                "select distinct on (suite, expectation) rows_failed from audit.validation_results "
+                "where file_id = %s and severity = 'warn' order by suite, expectation, result_id desc) latest) "
+                "where file_id = %s", (file_id, file_id))
+        has_files = conn.execute("select exists (select 1 from audit.submission_files where run_id = %s "
+                                 "and status = 'accepted')", (run_id,)).fetchone()[0]
+        # Earlier runs a crash stopped before their run-level checks, whose files this run finished
+        # validating: their run-level warnings are computed now, and stored under their own run.
+        orphaned = [r for (r,) in conn.execute(
+            "select distinct f.run_id from audit.submission_files f where f.status = 'accepted' "
+            "and f.run_id <> %s and (f.file_id = any(%s) or exists (select from audit.validation_results r "
+            "where r.file_id = f.file_id and r.run_id = %s)) and not exists (select from audit.validation_results r "
+            "where r.run_id = f.run_id and r.file_id is null) order by 1",
+            (run_id, [file_id for file_id, _ in files], run_id))]
+        conn.commit()
+        for target in [run_id] * has_files + orphaned:
+            start_run(dsn, target)
+            result = _run_suite(context, "submission_run", {"run_id": target}, target)
+            for f in _store_results(conn, target, None, None, result).values():
+                totals[f["rule"]] = totals.get(f["rule"], 0) + f["rows_failed"]
+            conn.commit()
+    finish_run(dsn, run_id)
+    return totals

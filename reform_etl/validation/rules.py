@@ -1,0 +1,539 @@
+"""The rule catalog of SPEC §4: every validation rule, its severity and its words for people.
+
+Each rule is written once, here, as SQL over the raw text columns; from it come
+* the Great Expectations suites under `expectations/` (`python -m reform_etl.validation.project`),
+  where every rule is one expectation tagged in `meta` with its rule name and severity, and
+* the quarantine statement, which applies the same predicates to move failing rows with every
+  rule they failed (GX's own result carries at most 200 sample rows, so the full row list is
+  taken by the database; the counts are cross-checked against GX's observed values).
+
+Severities: `reject_file` (nothing of the file loads), `quarantine_row` (the row goes to
+quarantine.<kind>, good rows load), `warn` (loads, flagged in the report).
+
+SQL conventions: the row under test is `r`; `{rows}` stands for the rows of the file under
+test (GX substitutes its batch there; the quarantine statement substitutes the raw table
+filtered to the file). Queries avoid the word JOIN (GX would then stop aliasing its batch),
+bind-like colons and percent signs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from reform_etl.kinds import KIND_SPECS, KindSpec, ValueType
+
+
+class Severity(StrEnum):
+    REJECT_FILE = "reject_file"
+    QUARANTINE_ROW = "quarantine_row"
+    WARN = "warn"
+
+
+SEVERITY_WORDS = {
+    Severity.REJECT_FILE: ("Từ chối tệp", "File rejected"),
+    Severity.QUARANTINE_ROW: ("Cách ly dòng", "Row quarantined"),
+    Severity.WARN: ("Cảnh báo", "Warning"),
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    severity: Severity
+    message_vi: str
+    message_en: str
+    predicate: str = ""  # row rules: SQL that is true when row r FAILS
+    observed: str = "null::jsonb"  # row rules: SQL jsonb of the values that made it fail
+    query: str = ""  # set-level rules: a full query returning the failing rows/groups
+    columns: tuple[str, ...] = field(default_factory=tuple)  # the columns a row rule is about
+
+    @property
+    def is_row_rule(self) -> bool:
+        return bool(self.predicate)
+
+
+# ---------------------------------------------------------------- SQL building blocks
+
+TODAY = "(now() at time zone 'Asia/Ho_Chi_Minh')::date"
+INT_RE = "^[0-9]+$"
+SIGNED_INT_RE = "^[+-]?[0-9]+$"
+DEC_RE = "^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)$"
+PERIOD_RE = "^[12][0-9][0-9][0-9]-(0[1-9]|1[0-2])$"
+YEAR_RE = "^[12][0-9][0-9][0-9]$"
+
+
+def v(col: str, alias: str = "r") -> str:
+    """The cell, with blank text as null."""
+    return f"nullif(btrim({alias}.{col}), '')"
+
+
+def as_int(col: str, alias: str = "r") -> str:
+    return f"(case when {v(col, alias)} ~ '{INT_RE}' then {v(col, alias)}::numeric end)"
+
+
+def as_dec(col: str, alias: str = "r") -> str:
+    return f"(case when {v(col, alias)} ~ '{DEC_RE}' then {v(col, alias)}::numeric end)"
+
+
+def period_ok(spec: KindSpec, alias: str = "r") -> str:
+    col = v(spec.period_column, alias)
+    if spec.yearly:
+        return f"coalesce({col} ~ '{YEAR_RE}', false)"
+    if spec.column(spec.period_column).type is ValueType.DATE:
+        return f"audit.try_date({col}) is not null"
+    return f"coalesce({col} ~ '{PERIOD_RE}', false)"
+
+
+def period_start(spec: KindSpec, alias: str = "r") -> str:
+    col = v(spec.period_column, alias)
+    if spec.yearly:
+        return f"(case when {period_ok(spec, alias)} then make_date({col}::int, 1, 1) end)"
+    if spec.column(spec.period_column).type is ValueType.DATE:
+        return f"audit.try_date({col})"
+    return f"(case when {period_ok(spec, alias)} then to_date({col} || '-01', 'YYYY-MM-DD') end)"
+
+
+def period_end(spec: KindSpec, alias: str = "r") -> str:
+    """Exclusive end of the row's period."""
+    step = "1 year" if spec.yearly else "1 day" if spec.column(spec.period_column).type is ValueType.DATE else "1 month"
+    return f"({period_start(spec, alias)} + interval '{step}')::date"
+
+
+def _json_obj(pairs: dict[str, str]) -> str:
+    return "jsonb_build_object(" + ", ".join(f"'{k}', {e}" for k, e in pairs.items()) + ")"
+
+
+def _raw_obs(*cols: str) -> str:
+    return _json_obj({c: f"r.{c}" for c in cols})
+
+
+def count_columns(spec: KindSpec) -> list[str]:
+    return [c.key for c in spec.columns if c.type is ValueType.COUNT]
+
+
+def _key_expr(spec: KindSpec, alias: str) -> str:
+    return "(" + ", ".join(f"coalesce({alias}.{k}, '')" for k in spec.key) + ")"
+
+
+# ---------------------------------------------------------------- rules common to all kinds
+
+def _common_rules(spec: KindSpec) -> list[Rule]:
+    pc = spec.period_column
+    known = "exists (select 1 from audit.ref_units u where u.unit_code = r.unit_code)"
+    period_word_vi = "Năm" if spec.yearly else "Ngày tiếp nhận" if pc == "received_at" else "Kỳ báo cáo"
+    period_word_en = "year" if spec.yearly else "received date" if pc == "received_at" else "period"
+    what = "year" if spec.yearly else "date" if pc == "received_at" else "month"
+    return [
+        Rule(
+            "unit_code_unknown", Severity.QUARANTINE_ROW,
+            "Mã đơn vị không có trong danh mục đơn vị hành chính / cơ quan",
+            "Unit code is not in the unit registry",
+            predicate=f"{v('unit_code')} is null or not {known}",
+            observed=_raw_obs("unit_code"), columns=("unit_code",),
+        ),
+        Rule(
+            "unit_not_valid_in_period", Severity.QUARANTINE_ROW,
+            f"Đơn vị không còn (hoặc chưa) tồn tại trong {period_word_vi.lower()} của dòng",
+            f"Unit does not exist in the row's {period_word_en} (abolished or not yet created)",
+            predicate=(
+                f"{period_ok(spec)} and {known} and not exists (select 1 from audit.ref_units u "
+                f"where u.unit_code = r.unit_code and u.valid_from < {period_end(spec)} "
+                f"and (u.valid_to is null or u.valid_to > {period_start(spec)}))"
+            ),
+            observed=_raw_obs("unit_code", pc), columns=("unit_code", pc),
+        ),
+        Rule(
+            "period_invalid", Severity.QUARANTINE_ROW,
+            f"{period_word_vi} trống hoặc không đúng định dạng",
+            f"The {period_word_en} is blank or not a valid {what}",
+            predicate=f"not ({period_ok(spec)})",
+            observed=_raw_obs(pc), columns=(pc,),
+        ),
+        Rule(
+            "period_in_future", Severity.QUARANTINE_ROW,
+            f"{period_word_vi} ở tương lai",
+            f"The {period_word_en} is in the future",
+            predicate=f"{period_ok(spec)} and {period_start(spec)} > {TODAY}",
+            observed=_raw_obs(pc), columns=(pc,),
+        ),
+    ]
+
+
+def _count_rules(spec: KindSpec) -> list[Rule]:
+    cols = count_columns(spec)
+    if not cols:
+        return []
+    required = {c.key for c in spec.columns if c.required}
+
+    def not_numeric(c: str) -> str:
+        blank_fails = "true" if c in required else "false"
+        return f"(case when {v(c)} is null then {blank_fails} else {v(c)} !~ '{SIGNED_INT_RE}' end)"
+
+    def negative(c: str) -> str:
+        return f"coalesce({v(c)} ~ '^-[0-9]*[1-9][0-9]*$', false)"
+
+    def offending(test) -> str:
+        return "jsonb_strip_nulls(" + _json_obj({c: f"case when {test(c)} then to_jsonb(coalesce(r.{c}, '')) end"
+                                                  for c in cols}) + ")"
+
+    return [
+        Rule(
+            "count_not_numeric", Severity.QUARANTINE_ROW,
+            "Số lượng trống hoặc không phải số nguyên (ví dụ 'abc', '2,5', 'NaN', '1e309', '#DIV/0!')",
+            "A count is blank or not a whole number (e.g. 'abc', '2.5', 'NaN', '1e309', '#DIV/0!')",
+            predicate=" or ".join(not_numeric(c) for c in cols),
+            observed=offending(not_numeric), columns=tuple(cols),
+        ),
+        Rule(
+            "count_negative", Severity.QUARANTINE_ROW,
+            "Số lượng âm", "A count is negative",
+            predicate=" or ".join(negative(c) for c in cols),
+            observed=offending(negative), columns=tuple(cols),
+        ),
+    ]
+
+
+def _duplicate_rule(spec: KindSpec) -> Rule:
+    keys = ", ".join(spec.key)
+    inner = ", ".join(f"coalesce(d.{k}, '')" for k in spec.key)
+    group = ", ".join(str(i) for i in range(1, len(spec.key) + 1))
+    return Rule(
+        "duplicate_key_in_file", Severity.QUARANTINE_ROW,
+        f"Trùng khóa ({keys}) trong cùng một tệp: mọi dòng trùng đều bị cách ly",
+        f"Duplicate key ({keys}) inside one file: every row of the duplicate group is quarantined",
+        predicate=(f"{_key_expr(spec, 'r')} in (select {inner} from (select * from {{rows}}) d "
+                   f"group by {group} having count(*) > 1)"),
+        observed=_raw_obs(*spec.key), columns=spec.key,
+    )
+
+
+def _code_rule(name: str, column: str, table: str, vi: str, en: str, required: bool, extra: str = "") -> Rule:
+    blank = f"{v(column)} is null" if required else "false"
+    return Rule(
+        name, Severity.QUARANTINE_ROW, vi, en,
+        predicate=(f"{blank} or ({v(column)} is not null and not exists (select 1 from audit.{table} x "
+                   f"where x.{column} = r.{column}{extra}))"),
+        observed=_raw_obs(column), columns=(column,),
+    )
+
+
+# ---------------------------------------------------------------- per kind
+
+def _par_rules(spec: KindSpec) -> list[Rule]:
+    year_match = f"case when {period_ok(spec)} then r.year::int between c.year_from and c.year_to else true end"
+    crit = f"select 1 from audit.ref_criteria c where c.criterion_code = r.criterion_code and ({year_match})"
+    max_points = (f"(select max(c.max_points) from audit.ref_criteria c "
+                  f"where c.criterion_code = r.criterion_code and ({year_match}))")
+    s, a = as_dec("self_score"), as_dec("appraised_score")
+    return [
+        _code_rule("criterion_code_unknown", "criterion_code", "ref_criteria",
+                   "Mã tiêu chí không có trong bộ tiêu chí của năm", "Criterion code is not in that year's framework",
+                   required=True,
+                   extra=f" and ({year_match.replace('c.year', 'x.year')})"),
+        Rule(
+            "score_not_numeric", Severity.QUARANTINE_ROW,
+            "Điểm không phải là số", "A score is not a number",
+            predicate=(f"({v('self_score')} is not null and {v('self_score')} !~ '{DEC_RE}') or "
+                       f"({v('appraised_score')} is not null and {v('appraised_score')} !~ '{DEC_RE}')"),
+            observed=_raw_obs("self_score", "appraised_score"), columns=("self_score", "appraised_score"),
+        ),
+        Rule(
+            "score_out_of_range", Severity.QUARANTINE_ROW,
+            "Điểm nhỏ hơn 0 hoặc vượt điểm tối đa của tiêu chí",
+            "A score is below 0 or above the criterion's maximum points",
+            predicate=(f"{s} < 0 or {a} < 0 or exists ({crit} and ({s} > c.max_points or {a} > c.max_points))"),
+            observed=_json_obj({"self_score": "r.self_score", "appraised_score": "r.appraised_score",
+                                "max_points": max_points}),
+            columns=("self_score", "appraised_score"),
+        ),
+    ]
+
+
+def _dossier_stats_rules(spec: KindSpec) -> list[Rule]:
+    received = ("received_carried_over", "received_online", "received_direct", "received_postal")
+    resolved = ("resolved_early", "resolved_on_time", "resolved_late", "pending_in_time", "pending_overdue")
+    all_ok = " and ".join(f"{v(c)} ~ '{INT_RE}'" for c in received + resolved)
+    total_in = " + ".join(as_int(c) for c in received)
+    total_out = " + ".join(as_int(c) for c in resolved)
+    return [
+        _code_rule("field_code_unknown", "field_code", "ref_fields",
+                   "Mã lĩnh vực không có trong danh mục", "Field code is not in the field catalog", required=False),
+        Rule(
+            "received_not_balanced", Severity.QUARANTINE_ROW,
+            "Tổng tiếp nhận (kỳ trước chuyển qua + trực tuyến + trực tiếp + BCCI) khác đã giải quyết + đang giải quyết",
+            "Received (carried over + online + direct + postal) differs from resolved + pending",
+            predicate=f"coalesce({all_ok}, false) and ({total_in}) <> ({total_out})",
+            observed=_json_obj({"received": f"case when coalesce({all_ok}, false) then {total_in} end",
+                                "resolved_plus_pending": f"case when coalesce({all_ok}, false) then {total_out} end"}),
+            columns=received + resolved,
+        ),
+    ]
+
+
+def _it_kpi_rules(spec: KindSpec) -> list[Rule]:
+    num = as_dec("numerator")
+    den = as_dec("denominator")
+    return [
+        _code_rule("kpi_code_unknown", "kpi_code", "ref_kpis",
+                   "Mã chỉ tiêu không có trong danh mục", "KPI code is not in the KPI catalog", required=True),
+        Rule(
+            "numerator_gt_denominator", Severity.QUARANTINE_ROW,
+            "Tử số lớn hơn mẫu số", "Numerator is greater than the denominator",
+            predicate=f"{num} > {den}",
+            observed=_raw_obs("numerator", "denominator"), columns=("numerator", "denominator"),
+        ),
+    ]
+
+
+CHANNELS = ("online", "direct", "postal", "truc tuyen", "trực tuyến", "trực tiếp", "truc tiep", "bưu chính",
+            "bưu chính công ích", "bcci", "buu chinh")
+
+
+def _dossier_rules(spec: KindSpec) -> list[Rule]:
+    channel_list = ", ".join(f"'{c}'" for c in CHANNELS)
+    date_bad = " or ".join(f"({v(c)} is not null and audit.try_date({v(c)}) is null)"
+                           for c in ("due_at", "completed_at"))
+    return [
+        _code_rule("field_code_unknown", "field_code", "ref_fields",
+                   "Mã lĩnh vực không có trong danh mục", "Field code is not in the field catalog", required=True),
+        Rule(
+            "channel_unknown", Severity.QUARANTINE_ROW,
+            "Kênh nộp không phải trực tuyến / trực tiếp / bưu chính công ích",
+            "Channel is not online / direct / postal",
+            predicate=f"{v('channel')} is null or lower({v('channel')}) not in ({channel_list})",
+            observed=_raw_obs("channel"), columns=("channel",),
+        ),
+        Rule(
+            "date_invalid", Severity.QUARANTINE_ROW,
+            "Ngày hẹn trả hoặc ngày trả kết quả không phải là ngày hợp lệ",
+            "Due date or completion date is not a valid date",
+            predicate=date_bad,
+            observed=_raw_obs("due_at", "completed_at"), columns=("due_at", "completed_at"),
+        ),
+    ]
+
+
+_KIND_RULES = {
+    "par_scores": _par_rules,
+    "dossier_stats": _dossier_stats_rules,
+    "it_kpis": _it_kpi_rules,
+    "dossiers": _dossier_rules,
+}
+
+
+def row_rules(kind: str) -> list[Rule]:
+    """Rules checked on each row of one file (suite `<kind>`): quarantine and in-file warnings."""
+    spec = KIND_SPECS[kind]
+    return [*_common_rules(spec), *_count_rules(spec), *_KIND_RULES[kind](spec), _duplicate_rule(spec)]
+
+
+# ---------------------------------------------------------------- cross-file warnings (suite `<kind>_history`)
+
+NOT_QUARANTINED = ("not exists (select 1 from quarantine.{kind} q where q._file_id = {a}._file_id "
+                   "and q._row_number = {a}._row_number)")
+
+
+def _current_dossier_stats() -> str:
+    """CTE `cur`: dossier_stats rows that are the current truth for their unit and month (file accepted, not
+    superseded, row not quarantined), for the units of the file under test."""
+    return (
+        "cur as materialized (select s.* from raw.dossier_stats s, audit.v_submission_partitions p "
+        "where p.kind = 'dossier_stats' and p.status = 'accepted' and p.is_current and p.file_id = s._file_id "
+        "and p.unit_code = coalesce(s.unit_code, '') and p.period = left(coalesce(s.period, ''), 7) "
+        "and s.unit_code in (select b.unit_code from (select * from {rows}) b) "
+        f"and {NOT_QUARANTINED.format(kind='dossier_stats', a='s')})"
+    )
+
+
+def _previous_period(col: str) -> str:
+    return (f"(case when {col} ~ '{PERIOD_RE}' then "
+            f"to_char(to_date({col} || '-01', 'YYYY-MM-DD') - interval '1 month', 'YYYY-MM') end)")
+
+
+def _rates_and_pending() -> str:
+    """CTEs `rates` (a unit's on-time rate per month: its all-fields row if sent, else the sum of its fields)
+    and `pending` (pending at the end of a month per unit and field), both from `cur`."""
+    ok = f"{as_int('resolved_early', 'c')} + {as_int('resolved_on_time', 'c')}"
+    done = f"{ok} + {as_int('resolved_late', 'c')}"
+    field = v("field_code", "c")
+
+    def rate(filt: str) -> str:
+        return (f"round(100.0 * sum({ok}) filter (where {field} {filt}) "
+                f"/ nullif(sum({done}) filter (where {field} {filt}), 0), 1)")
+
+    return (
+        f"rates as (select c.unit_code, c.period, coalesce({rate('is null')}, {rate('is not null')}) as rate "
+        f"from cur c group by c.unit_code, c.period), "
+        f"pending as (select c.unit_code, c.period, coalesce(c.field_code, '') as field, "
+        f"sum({as_int('pending_in_time', 'c')} + {as_int('pending_overdue', 'c')}) as pending "
+        f"from cur c group by 1, 2, 3)"
+    )
+
+
+def _latest_score(column: str) -> str:
+    """The current value of a PAR score for row r's key: from the latest accepted file that provides it."""
+    return (
+        f"(select c.{column} from raw.par_scores c, audit.submission_files f "
+        f"where f.file_id = c._file_id and f.status = 'accepted' and c.unit_code = r.unit_code and c.year = r.year "
+        f"and c.criterion_code = r.criterion_code and c.{column} ~ '{DEC_RE}' "
+        f"and {NOT_QUARANTINED.format(kind='par_scores', a='c')} "
+        f"order by f.received_at desc, f.file_id desc limit 1)"
+    )
+
+
+def history_rules(kind: str) -> list[Rule]:
+    """Warnings that compare a file's rows with other files (run per accepted file, after all files of the run)."""
+    mine = NOT_QUARANTINED.format(kind=kind, a="r")
+    if kind == "par_scores":
+        max_points = ("(select max(m.max_points) from audit.ref_criteria m where m.criterion_code = x.criterion_code "
+                      f"and {as_int('year', 'x')} between m.year_from and m.year_to)")
+        return [Rule(
+            "self_appraised_gap", Severity.WARN,
+            "Điểm tự đánh giá và điểm thẩm định chênh nhau quá một nửa điểm tối đa của tiêu chí",
+            "Self score and appraised score differ by more than half the criterion's maximum points",
+            # Scores may come from different files (self-assessment, then appraisal): the current value of
+            # each is compared, and the warning sits on the row that brings the appraised score.
+            query=(
+                f"select * from (select r._row_number, r.unit_code, r.year, r.criterion_code, "
+                f"{_latest_score('self_score')} as self_score, r.appraised_score "
+                f"from (select * from {{rows}}) r where r.appraised_score ~ '{DEC_RE}' and r.year ~ '{YEAR_RE}' "
+                f"and {mine}) x "
+                f"where abs({as_dec('self_score', 'x')} - {as_dec('appraised_score', 'x')}) > {max_points} / 2 "
+                f"order by x._row_number"
+            ),
+        )]
+    if kind != "dossier_stats":
+        return []
+    carried = Rule(
+        "carried_over_mismatch", Severity.WARN,
+        "Số kỳ trước chuyển qua khác số đang giải quyết cuối tháng trước",
+        "Carried over this month differs from last month's pending (in time + overdue)",
+        query=(
+            f"with {_current_dossier_stats()}, {_rates_and_pending()} "
+            f"select r._row_number, r.unit_code, r.period, r.field_code, "
+            f"r.received_carried_over as carried_over, p.pending as previous_pending "
+            f"from (select * from {{rows}}) r, pending p "
+            f"where r.period ~ '{PERIOD_RE}' and r.received_carried_over ~ '{INT_RE}' and {mine} "
+            f"and p.unit_code = r.unit_code and p.period = {_previous_period('r.period')} "
+            f"and p.field = coalesce(r.field_code, '') and p.pending <> {as_int('received_carried_over')} "
+            f"order by r._row_number"
+        ),
+    )
+    swing = Rule(
+        "on_time_rate_swing", Severity.WARN,
+        "Tỷ lệ giải quyết đúng hạn của đơn vị thay đổi quá 30 điểm phần trăm so với tháng trước",
+        "The unit's on-time rate moved by more than 30 points month on month",
+        query=(
+            f"with {_current_dossier_stats()}, {_rates_and_pending()} "
+            f"select u.unit_code, u.period, a.rate as on_time_rate, b.rate as previous_on_time_rate "
+            f"from (select distinct r.unit_code, r.period from (select * from {{rows}}) r "
+            f"where r.period ~ '{PERIOD_RE}' and r.unit_code is not null and {mine}) u, rates a, rates b "
+            f"where a.unit_code = u.unit_code and a.period = u.period and b.unit_code = u.unit_code "
+            f"and b.period = {_previous_period('u.period')} and abs(a.rate - b.rate) > 30 "
+            f"order by u.unit_code, u.period"
+        ),
+    )
+    return [carried, swing]
+
+# ---------------------------------------------------------------- run-level warnings (suite `submission_run`)
+
+MISSING_UNIT_KINDS = ("par_scores", "dossier_stats", "it_kpis")
+
+
+def _period_bounds(period: str) -> tuple[str, str]:
+    start = (f"(case when {period} ~ '{YEAR_RE}' then make_date({period}::int, 1, 1) "
+             f"else to_date({period} || '-01', 'YYYY-MM-DD') end)")
+    end = (f"(case when {period} ~ '{YEAR_RE}' then make_date({period}::int + 1, 1, 1) "
+           f"else (to_date({period} || '-01', 'YYYY-MM-DD') + interval '1 month')::date end)")
+    return start, end
+
+
+def run_rules() -> list[tuple[str, Rule]]:
+    """(kind, rule) pairs checked once per run on the run's files (batch: audit.submission_files of the run)."""
+    out = []
+    for kind in MISSING_UNIT_KINDS:
+        spec = KIND_SPECS[kind]
+        regex = YEAR_RE if spec.yearly else PERIOD_RE
+        width = 4 if spec.yearly else 7
+        _start, end = _period_bounds("t.period")
+        # who reported what: rows of accepted files that were not quarantined
+        reported = (
+            f"(select distinct s.unit_code, left(s.{spec.period_column}, {width}) as period "
+            f"from raw.{kind} s, audit.submission_files f where f.file_id = s._file_id and f.status = 'accepted' "
+            f"and s.unit_code is not null and {NOT_QUARANTINED.format(kind=kind, a='s')})"
+        )
+        query = (
+            f"with reported as materialized {reported} "
+            f"select t.period, roster.unit_code from "
+            f"(select distinct left(s.{spec.period_column}, {width}) as period from raw.{kind} s "
+            f"where s._file_id in (select f.file_id from (select * from {{rows}}) f where f.status = 'accepted') "
+            f"and left(s.{spec.period_column}, {width}) ~ '{regex}') t, "
+            f"(select distinct o.unit_code from reported o) roster "
+            f"where exists (select 1 from reported h where h.period = t.period) "
+            f"and not exists (select 1 from reported h where h.unit_code = roster.unit_code and h.period = t.period) "
+            # on the roster for a period: the unit still exists on the period's last day (a district
+            # abolished on 2025-07-01 is not expected to report the year 2025 or July 2025)
+            f"and exists (select 1 from audit.ref_units u where u.unit_code = roster.unit_code "
+            f"and u.valid_from < {end} and (u.valid_to is null or u.valid_to >= {end})) "
+            f"order by t.period, roster.unit_code"
+        )
+        out.append((kind, Rule(
+            "unit_missing_for_period", Severity.WARN,
+            "Đơn vị chưa nộp báo cáo cho kỳ mà các đơn vị khác đã nộp",
+            "A unit is missing for a period that other units reported",
+            query=query,
+        )))
+    return out
+
+
+# ---------------------------------------------------------------- file-level rules (suite `submission_file`)
+
+@dataclass(frozen=True)
+class FileRule:
+    name: str
+    column: str  # boolean column of the file-shape frame that must be True
+    loader_codes: tuple[str, ...]  # the loader's error_code(s) that mean this rule failed
+    message_vi: str
+    message_en: str
+    severity: Severity = Severity.REJECT_FILE
+
+
+FILE_RULES = (
+    FileRule("unsafe_file_path", "path_is_safe", ("bad_path",),
+             "Đường dẫn tệp không an toàn hoặc nằm ngoài thư mục nhận",
+             "Unsafe file path, or outside the landing folder"),
+    FileRule("file_unreadable", "is_readable", ("unreadable",),
+             "Không đọc được tệp (hỏng, không phải CSV/XLSX, hoặc không mã hóa UTF-8)",
+             "File cannot be read (corrupt, not CSV/XLSX, or not UTF-8 encoded)"),
+    FileRule("wrong_kind", "kind_matches", ("wrong_kind",),
+             "Tệp không thuộc loại dữ liệu của thư mục", "File is not of the kind its folder names"),
+    FileRule("header_not_found", "has_header", ("no_header",),
+             "Không tìm thấy dòng tiêu đề cột nhận biết được", "No recognisable header row"),
+    FileRule("missing_required_columns", "has_required_columns", ("missing_columns",),
+             "Thiếu cột bắt buộc", "Required columns are missing"),
+    FileRule("duplicate_columns", "has_unique_columns", ("duplicate_columns",),
+             "Có cột bị lặp lại trong dòng tiêu đề", "A column appears twice in the header"),
+    FileRule("file_empty", "has_data_rows", ("empty",),
+             "Tệp rỗng hoặc chỉ có dòng tiêu đề", "File is empty or has a header only"),
+    FileRule("file_not_parsed", "is_parsed", (),
+             "Tệp không xử lý được vì lý do khác (xem chi tiết lỗi)", "File could not be processed (see the error)"),
+)
+
+
+def all_rules() -> list[tuple[str, str, Rule | FileRule]]:
+    """(suite, kind, rule) for every rule: the list the report and the docs show."""
+    out: list[tuple[str, str, Rule | FileRule]] = [("submission_file", "*", r) for r in FILE_RULES]
+    for kind in KIND_SPECS:
+        out += [(kind, kind, r) for r in row_rules(kind)]
+        out += [(f"{kind}_history", kind, r) for r in history_rules(kind)]
+    out += [("submission_run", kind, r) for kind, r in run_rules()]
+    return out
+
+
+def words(rule_name: str) -> tuple[str, str]:
+    """Vietnamese and English words for a rule name (first definition wins)."""
+    for _suite, _kind, rule in all_rules():
+        if rule.name == rule_name:
+            return rule.message_vi, rule.message_en
+    return rule_name, rule_name

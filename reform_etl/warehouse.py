@@ -1,0 +1,108 @@
+"""Warehouse access: which Postgres, how to connect, and the idempotent bootstrap."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from reform_etl import embedded_pg
+from reform_etl.config import Settings, settings
+from reform_etl.kinds import KIND_SPECS
+
+ROLES = ("reform_loader", "reform_transformer", "bi_reader", "auditor")
+LINEAGE_COLUMNS = ("_file_id", "_row_number")
+
+
+def dsn(cfg: Settings | None = None) -> str:
+    """The warehouse DSN: WAREHOUSE_DSN if set, else the embedded server (started on demand)."""
+    cfg = cfg or settings()
+    if cfg.warehouse_dsn:
+        return cfg.warehouse_dsn
+    server = embedded_pg.ensure_running(cfg.pgdata)
+    _ensure_database(server.dsn("postgres"), cfg.database)
+    return server.dsn(cfg.database)
+
+
+def sqlalchemy_url(dsn_: str) -> str:
+    """GX and Airflow want a SQLAlchemy URL with an explicit driver."""
+    parts = urlsplit(dsn_)
+    return urlunsplit(("postgresql+psycopg2", *parts[1:]))
+
+
+def _ensure_database(admin_dsn: str, database: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
+
+
+@contextmanager
+def connect(dsn_: str | None = None, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    conn = psycopg.connect(dsn_ or dsn(), autocommit=autocommit, application_name="reform-etl")
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def raw_table_ddl(kind: str) -> sql.Composed:
+    spec = KIND_SPECS[kind]
+    columns = [sql.SQL("{} text").format(sql.Identifier(key)) for key in spec.keys]
+    return sql.SQL(
+        "create table if not exists raw.{table} ("
+        "_file_id bigint not null references audit.submission_files (file_id), "
+        "_row_number integer not null, {columns}, "
+        "primary key (_file_id, _row_number))"
+    ).format(table=sql.Identifier(kind), columns=sql.SQL(", ").join(columns))
+
+
+def bootstrap(dsn_: str | None = None) -> None:
+    """Create schemas, roles, grants and the raw/audit tables; safe to run any number of times."""
+    with connect(dsn_) as conn:
+        # One bootstrap at a time: concurrent `create ... if not exists` can still collide.
+        conn.execute("select pg_advisory_xact_lock(hashtext('reform_etl.bootstrap'))")
+        for script in sorted(resources.files("reform_etl.sql").iterdir(), key=lambda p: p.name):
+            if script.name.endswith(".sql"):
+                conn.execute(script.read_text(encoding="utf-8"))
+        for kind in KIND_SPECS:
+            conn.execute(raw_table_ddl(kind))
+            conn.execute(quarantine_table_ddl(kind))
+        conn.execute(
+            "grant select, insert, update, delete on all tables in schema raw, audit, quarantine to reform_loader;"
+            "grant usage, select on all sequences in schema audit, quarantine to reform_loader;"
+            "grant select on all tables in schema raw, audit, quarantine to reform_transformer;"
+            "grant select on all tables in schema audit, quarantine to auditor;"
+        )
+        _set_passwords(conn)
+        conn.commit()
+
+
+def _set_passwords(conn: psycopg.Connection) -> None:
+    """REFORM_<ROLE>_PASSWORD turns a role into a login role; nothing secret lives in the repo."""
+    for role in ROLES:
+        password = os.environ.get(f"REFORM_{role.upper()}_PASSWORD")
+        if password:
+            conn.execute(
+                sql.SQL("alter role {} login password {}").format(sql.Identifier(role), sql.Literal(password))
+            )
+
+
+def quarantine_table_ddl(kind: str) -> sql.Composed:
+    """quarantine.<kind>: the raw row as it arrived, plus every rule it failed (filled by validation)."""
+    spec = KIND_SPECS[kind]
+    columns = [sql.SQL("{} text").format(sql.Identifier(key)) for key in spec.keys]
+    return sql.SQL(
+        "create table if not exists quarantine.{table} ("
+        "_file_id bigint not null references audit.submission_files (file_id), "
+        "_row_number integer not null, {columns}, "
+        "failed_rules jsonb not null, "  # [{rule, severity, message_vi, message_en, observed}]
+        "quarantined_at timestamptz not null default now(), "
+        "run_id text, "
+        "primary key (_file_id, _row_number))"
+    ).format(table=sql.Identifier(kind), columns=sql.SQL(", ").join(columns))

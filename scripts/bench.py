@@ -1,0 +1,207 @@
+"""`make bench`: record-level dossier ingest against the machine's ceiling and a naive pipeline.
+
+Prints the figures and writes them to .bench/results.json. BENCH_ROWS sets the size (default
+1,000,000); BENCH_BASELINE_ROWS caps the naive pandas baseline (default: the same rows).
+The nightly figures (incremental 1x / 10x history, no-op run) come from bench_incremental.py;
+BENCH_INCREMENTAL_BASE (default 200,000) caps their 1x history.
+A benchmark, not a test: it asserts nothing and never runs in `make test`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / ".bench"
+HEADER = ["dossier_id", "unit_code", "field_code", "procedure_code", "channel", "received_at", "due_at",
+          "completed_at", "status", "satisfied"]
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def generate(path: Path, rows: int, start: datetime, seed: int = 766) -> Path:
+    """A one-stop export: Phú Thọ communes, ISO dates, ~10 % pending, ~5 % late."""
+    if path.exists():
+        return path
+    from reform_etl import units
+
+    communes = [u.code for u in units.communes_2025("25")]
+    from reform_etl.sample import load_reference
+
+    fields = load_reference().fields  # the seeded field codes: records must pass validation
+    rng = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    span = 30 * 24 * 60  # a month of minutes
+    with partial.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for n in range(rows):
+            received = start + timedelta(minutes=rng.randrange(span))
+            due = received + timedelta(days=rng.choice((3, 5, 7, 10, 15)))
+            roll = rng.random()
+            completed = "" if roll > 0.9 else (due + timedelta(days=1 + n % 3) if roll > 0.85 else
+                                                 due - timedelta(days=n % 3)).isoformat(timespec="seconds")
+            writer.writerow([f"{start:%y%m}{n:09d}", communes[n % len(communes)], fields[n % len(fields)],
+                             f"1.{n % 9000 + 1000:06d}", ("online", "direct", "postal")[n % 3],
+                             received.isoformat(timespec="seconds"), due.isoformat(timespec="seconds"),
+                             completed, "completed" if completed else "processing", ("true", "false", "")[n % 3]])
+    partial.replace(path)
+    return path
+
+
+def fresh_database(admin_dsn: str, name: str) -> str:
+    from reform_etl import warehouse
+
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}"')
+    dsn = admin_dsn.rsplit("/", 1)[0] + "/" + name
+    warehouse.bootstrap(dsn)
+    return dsn
+
+
+def raw_copy(dsn: str, path: Path) -> float:
+    """The ceiling: the same file COPYed by the server into an empty all-text table."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("create table public.bench_copy ({})".format(", ".join(f"{c} text" for c in HEADER)))
+        started = time.perf_counter()
+        statement = "copy public.bench_copy from stdin (format csv, header)"
+        with path.open("rb") as handle, conn.cursor().copy(statement) as copy:
+            while chunk := handle.read(1 << 20):
+                copy.write(chunk)
+        conn.commit()
+        return time.perf_counter() - started
+
+
+def our_ingest(dsn: str, landing: Path, path: Path) -> tuple[float, float, dict]:
+    """Our load + validate in a child process, so that its peak RSS is its own."""
+    code = (
+        "import json, sys, time\n"
+        "from pathlib import Path\n"
+        "from reform_etl import ingest\n"
+        "t = time.perf_counter()\n"
+        f"r = ingest.load_file(Path({str(path)!r}), landing=Path({str(landing)!r}), dsn={dsn!r})\n"
+        "out = {'file_id': r.file_id, 'status': r.status, 'rows': r.rows_total, 'load_s': time.perf_counter() - t}\n"
+        "try:\n"
+        "    from reform_etl import validation\n"
+        "except ImportError:\n"
+        "    validation = None\n"
+        "if validation is not None and r.status == 'loaded':\n"
+        "    v = time.perf_counter()\n"
+        "    out['validation'] = validation.validate_file(" + repr(dsn) + ", r.file_id, 'bench')\n"
+        "    out['validate_s'] = time.perf_counter() - v\n"
+        "print(json.dumps(out, default=str))\n"
+    )
+    env = dict(os.environ, REFORM_ARCHIVE=str(BENCH / "archive"), WAREHOUSE_DSN=dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("insert into audit.pipeline_runs (run_id, triggered_by) values ('bench', 'bench') "
+                     "on conflict do nothing")
+    started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr)
+    peak_kb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
+    return elapsed, peak_kb / 1024, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def naive_baseline(dsn: str, path: Path, rows: int) -> float:
+    """What a province would assemble by hand: pandas read_csv, in-memory checks, to_sql."""
+    import pandas as pd
+    from sqlalchemy import create_engine
+
+    from reform_etl import units
+    from reform_etl.warehouse import sqlalchemy_url
+
+    started = time.perf_counter()
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=rows)
+    iso = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?$")
+    known = {u.code for u in units.communes_2025("25")}
+    failed = pd.Series(False, index=frame.index)
+    for column in ("received_at", "due_at"):
+        failed |= ~frame[column].map(lambda v: bool(iso.match(v)))
+    failed |= ~frame["completed_at"].map(lambda v: v == "" or bool(iso.match(v)))
+    failed |= ~frame["unit_code"].isin(known)
+    failed |= ~frame["channel"].isin(["online", "direct", "postal"])
+    failed |= frame["dossier_id"].duplicated(keep=False)
+    received = pd.to_datetime(frame["received_at"], errors="coerce")
+    failed |= received > pd.Timestamp.now()
+    engine = create_engine(sqlalchemy_url(dsn))
+    frame[~failed].to_sql("bench_naive", engine, schema="public", if_exists="replace", index=False,
+                          chunksize=50_000)
+    frame[failed].to_sql("bench_naive_rejected", engine, schema="public", if_exists="replace", index=False)
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    rows = int(os.environ.get("BENCH_ROWS", "1000000"))
+    baseline_rows = int(os.environ.get("BENCH_BASELINE_ROWS", str(rows)))
+    os.environ.setdefault("REFORM_PGDATA", str(BENCH / "pgdata"))
+    from reform_etl import embedded_pg
+    from reform_etl.config import settings
+
+    BENCH.mkdir(exist_ok=True)
+    if os.environ.get("WAREHOUSE_DSN"):
+        admin = os.environ["WAREHOUSE_DSN"]
+    else:
+        admin = embedded_pg.ensure_running(settings().pgdata).dsn("postgres")
+    landing = BENCH / "landing"
+    log(f"generating {rows:,} dossiers (cached between runs)")
+    path = generate(landing / "dossiers" / f"dossiers_{rows}.csv", rows, datetime(2026, 9, 1))
+    size_mb = path.stat().st_size / 2**20
+
+    dsn = fresh_database(admin, "bench_copy")
+    copy_s = raw_copy(dsn, path)
+    log(f"raw COPY: {copy_s:.2f} s, {rows / copy_s:,.0f} rows/s ({size_mb:.0f} MB)")
+
+    dsn = fresh_database(admin, "bench_ingest")
+    ingest_s, peak_mb, detail = our_ingest(dsn, landing, path)
+    log(f"our ingest + validate: {ingest_s:.2f} s ({detail}), peak RSS {peak_mb:.0f} MB")
+
+    dsn = fresh_database(admin, "bench_naive")
+    baseline_s = naive_baseline(dsn, path, baseline_rows)
+    log(f"naive pandas baseline on {baseline_rows:,} rows: {baseline_s:.2f} s")
+
+    import bench_incremental  # scripts/ is on sys.path when this file runs as a script
+
+    nightly = bench_incremental.measure(BENCH, admin, rows, fresh_database, log)
+
+    results = {
+        "rows": rows,
+        "copy_rows_per_s": round(rows / copy_s),
+        "ingest_rows_per_s": round(rows / ingest_s),
+        "ratio_to_copy": round(copy_s / ingest_s, 3),
+        "baseline_rows_per_s": round(baseline_rows / baseline_s),
+        "speedup_vs_baseline": round((rows / ingest_s) / (baseline_rows / baseline_s), 2),
+        "peak_rss_mb": round(peak_mb, 1),
+        "incremental_1x_s": nightly["incremental_1x_s"],
+        "incremental_10x_s": nightly["incremental_10x_s"],
+        "incremental_ratio": nightly["incremental_ratio"],
+        "noop_run_s": nightly["noop_run_s"],
+        "ingest_detail": detail,
+        "incremental_detail": nightly["incremental_detail"],
+    }
+    (BENCH / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    print(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

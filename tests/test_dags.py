@@ -1,0 +1,304 @@
+"""The Airflow DAGs: they parse fast and clean, carry owner/tags/retries, and run end to end.
+
+One migrated Airflow home (SQLite metadata) is shared by the whole module. The end-to-end tests
+run the real `reform_nightly` DAG in-process with `dag.test()` (the same path as `reform-etl run`)
+against a fresh warehouse database, on a small sample cut from the sample province.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from reform_etl import orchestration
+
+REPO = Path(__file__).resolve().parents[1]
+DAG_FILES = sorted((REPO / "dags").glob("*.py"))
+PARSE_BUDGET_S = 2.0  # what the issue asks for, per file
+PARSE_ASSERT_S = 6.0  # asserted generously: a loaded CI machine must not flake
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory) -> Path:
+    """A migrated Airflow home for this module (or the one this process already uses)."""
+    if "AIRFLOW_HOME" not in os.environ or "airflow.configuration" not in __import__("sys").modules:
+        os.environ["AIRFLOW_HOME"] = str(tmp_path_factory.mktemp("airflow"))
+    started = time.monotonic()
+    home = orchestration.prepare_airflow(Path(os.environ["AIRFLOW_HOME"]))
+    orchestration.ensure_manifest()
+    print(f"\nAirflow home {home} ready in {time.monotonic() - started:.1f} s")
+    return home
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow_home):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(orchestration.dags_folder()))
+
+
+def test_dagbag_has_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert {"reform_nightly", "reform_reference_data"} <= set(dagbag.dags)
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
+def test_each_dag_file_parses_fast(airflow_home, dag_file):
+    from airflow.dag_processing.dagbag import DagBag
+
+    DagBag(dag_folder=str(dag_file))  # warm: Airflow's and Cosmos' own imports are not the file's cost
+    started = time.monotonic()
+    bag = DagBag(dag_folder=str(dag_file))
+    seconds = time.monotonic() - started
+    print(f"\n{dag_file.name}: parsed in {seconds:.3f} s ({len(bag.dags)} DAG(s), "
+          f"{sum(len(d.tasks) for d in bag.dags.values())} tasks; budget {PARSE_BUDGET_S} s)")
+    assert bag.import_errors == {}
+    assert seconds < PARSE_ASSERT_S
+
+
+def test_every_dag_has_tags_owner_and_retries(dagbag):
+    for dag in dagbag.dags.values():
+        assert dag.tags, f"{dag.dag_id} has no tags"
+        assert dag.max_active_runs == 1, dag.dag_id
+        for task in dag.tasks:
+            assert task.owner and task.owner != "airflow", f"{dag.dag_id}.{task.task_id} has no owner"
+        python_tasks = [t for t in dag.tasks if not t.task_id.startswith(("dbt.", "dbt_seed."))]
+        assert any(t.retries >= 1 for t in python_tasks), f"{dag.dag_id}: no task retries"
+        assert dag.default_args.get("retries", 0) >= 1
+        assert dag.default_args.get("retry_exponential_backoff") is True
+        assert dag.default_args.get("on_failure_callback") is orchestration.record_task_failure
+
+
+def test_nightly_shape(dagbag):
+    dag = dagbag.dags["reform_nightly"]
+    from reform_etl import dag_config
+
+    assert dag.start_date.tzinfo is not None and dag.start_date == dag_config.START_DATE  # aware, local midnight
+    assert "Ho_Chi_Minh" in str(dag.timezone)
+    cron = dag.timetable.timetable  # 01:00 local time, or when the reference data is reloaded
+    assert cron.expression == "0 1 * * *" and "Ho_Chi_Minh" in str(cron.timezone)
+    assert dag.timetable.asset_condition.name == orchestration.SEEDS_ASSET
+    ids = set(dag.task_ids)
+    assert {"start", "discover", "per_file.load", "per_file.validate", "files_done", "reference_data", "report",
+            "finish"} <= ids
+    # Load and validate are mapped per file, inside one mapped group (one bad file blocks nothing).
+    from airflow.sdk.definitions.taskgroup import MappedTaskGroup
+
+    assert isinstance(dag.task_dict["per_file.load"].task_group, MappedTaskGroup)
+    dbt_models = [t for t in ids if t.startswith("dbt.") and t.endswith(("_run", ".run"))]
+    dbt_tests = [t for t in ids if t.startswith("dbt.") and t.endswith(("_test", ".test"))]
+    assert len(dbt_models) >= 10 and dbt_tests, "dbt should render one task per model and tests after each"
+    assert not any(t.endswith(("_seed", ".seed")) for t in ids), "seeds are loaded by reference_data"
+    assert dag.task_dict["files_done"].trigger_rule == "all_done"
+    assert dag.task_dict["finish"].trigger_rule == "all_done"
+    # Python tasks retry (transient errors only); dbt tasks do not (a failing model is not transient).
+    assert dag.task_dict["per_file.load"].retries >= 1
+    assert all(dag.task_dict[t].retries == 0 for t in dbt_models)
+    outlets = {a.name for a in dag.task_dict["per_file.load"].outlets}
+    assert orchestration.RAW_ASSET in outlets
+
+
+def test_reference_data_shape(dagbag):
+    dag = dagbag.dags["reform_reference_data"]
+    ids = set(dag.task_ids)
+    assert "seeds_changed" in ids and "record" in ids
+    assert any(t.endswith(("_seed", ".seed")) for t in ids)
+    assert orchestration.SEEDS_ASSET in {a.name for a in dag.task_dict["record"].outlets}
+
+
+def test_transient_errors_retry_and_others_fail_for_good():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    @orchestration.transient_only
+    def lost():
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    @orchestration.transient_only
+    def broken():
+        raise ValueError("bug")
+
+    with pytest.raises(psycopg.OperationalError):
+        lost()
+    with pytest.raises(AirflowFailException):
+        broken()
+
+
+# ------------------------------------------------------------------------------------------
+# End to end: the real DAG, in-process, on a small sample
+# ------------------------------------------------------------------------------------------
+
+SMALL = {  # kind/file of the sample province -> data rows kept
+    "par_scores/2023_par_scores.csv": 160,
+    "dossier_stats/2025_6thang_dau.csv": 36,  # 6 districts x 6 months
+    "it_kpis/cntt_cap_xa_2025-2026.csv": 120,
+}
+CRASH_FILE = "dossier_stats/zz_crash_2025.csv"
+
+
+def _cut(source: Path, target: Path, rows: int, skip: int = 0) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with source.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, delimiter=";" if ";" in f.readline() else ",")
+        f.seek(0)
+        all_rows = list(reader)
+    header, data = all_rows[0], all_rows[1:]
+    with target.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(data[skip:skip + rows])
+
+
+@pytest.fixture(scope="module")
+def small_landing(tmp_path_factory) -> Path:
+    from reform_etl import sample
+
+    full = tmp_path_factory.mktemp("sample")
+    sample.generate(full)
+    landing = tmp_path_factory.mktemp("landing")
+    for name, rows in SMALL.items():
+        _cut(full / name, landing / name, rows)
+    # The other 7 districts' months of the same kind: the file whose load we make crash.
+    _cut(full / "dossier_stats/2025_6thang_dau.csv", landing / CRASH_FILE, 42, skip=36)
+    return landing
+
+
+@pytest.fixture(scope="module")
+def e2e_dsn(make_database) -> str:
+    return make_database("dags_e2e")
+
+
+def _rows(dsn: str, query: str, *params):
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+@pytest.mark.slow
+def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, e2e_dsn, monkeypatch):
+    """A loader crash on one file: the others reach the marts, the failure is in audit, the run is failed.
+
+    Then the same night is re-run without the fault: the crashed file loads, the run succeeds with
+    every dbt test, and the marts hold every file; a third run of that night changes nothing.
+    (Runs one and three mark the dbt test tasks successful without running them, to save time;
+    the second runs the whole DAG.)
+    """
+    from reform_etl import ingest
+
+    real_load = ingest._load
+
+    def crash_on_one(conn, path, *args, **kwargs):
+        if path.name == Path(CRASH_FILE).name:
+            raise RuntimeError(f"injected loader crash on {path.name}")
+        return real_load(conn, path, *args, **kwargs)
+
+    monkeypatch.setenv("WAREHOUSE_DSN", e2e_dsn)
+    monkeypatch.setattr(ingest, "_load", crash_on_one)
+    night = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)  # 01:00 on 21 Nov in Hà Nội
+
+    started = time.monotonic()
+    first = orchestration.run_nightly(small_landing, logical_date=night, dsn=e2e_dsn, skip_dbt_tests=True)
+    print(f"\nfirst run (one crashing file): {first.state} in {time.monotonic() - started:.1f} s\n{first.render()}")
+    states = {t.label: t.state for t in first.tasks}
+    assert first.state == "failed"
+    loads = [t for t in first.tasks if t.task_id == "per_file.load"]
+    assert len(loads) == 4
+    assert sorted(t.state for t in loads) == ["failed", "success", "success", "success"]
+    assert all(state == "success" for label, state in states.items() if label.startswith("dbt.")), states
+    assert states["report"] == "success" and states["finish"] == "failed"
+    # The other files' rows are in the marts ...
+    assert _rows(e2e_dsn, "select count(*) from marts.fct_dossier_throughput")[0][0] > 0
+    assert _rows(e2e_dsn, "select count(*) from marts.fct_it_adoption")[0][0] > 0
+    assert _rows(e2e_dsn, "select count(*) from marts.fct_criteria_scores")[0][0] > 0
+    # ... and the failure is in audit: the run, with the task and the reason, and the file.
+    status, error = _rows(e2e_dsn, "select status, error from audit.pipeline_runs where run_id = %s",
+                          first.run_id)[0]
+    assert status == "failed" and "per_file.load" in error and "injected loader crash" in error
+    files = dict(_rows(e2e_dsn, "select file_name, status from audit.submission_files"))
+    assert files[Path(CRASH_FILE).name] == "failed"
+
+    # Re-run the same night without the fault.
+    monkeypatch.setattr(ingest, "_load", real_load)
+    started = time.monotonic()
+    second = orchestration.run_nightly(small_landing, logical_date=night, dsn=e2e_dsn)  # with every dbt test
+    print(f"\nre-run of the night: {second.state} in {time.monotonic() - started:.1f} s\n{second.render()}")
+    assert second.state == "success", second.render()
+    assert second.run_id == first.run_id  # one audit row per night
+    assert [t.state for t in second.tasks if t.task_id == "per_file.load"] == ["success"]
+    assert _rows(e2e_dsn, "select status from audit.pipeline_runs where run_id = %s", second.run_id)[0][0] == "success"
+    crash_units = {r[0] for r in _rows(
+        e2e_dsn, "select distinct r.unit_code from raw.dossier_stats r join audit.submission_files f "
+        "on f.file_id = r._file_id where f.file_name = %s", Path(CRASH_FILE).name)}
+    mart_units = {r[0] for r in _rows(e2e_dsn, "select distinct unit_code from marts.fct_dossier_throughput")}
+    assert crash_units and {u.zfill(3) for u in crash_units} <= mart_units | crash_units
+    assert {u.zfill(3) for u in crash_units} & mart_units
+    summary = second.summary
+    assert summary.get("report") and Path(summary["report"]).exists()
+
+    # Idempotent by logical date: a third run of the same night changes no mart.
+    before = _mart_fingerprint(e2e_dsn)
+    third = orchestration.run_nightly(small_landing, logical_date=night, dsn=e2e_dsn, skip_dbt_tests=True)
+    assert third.state == "success"
+    assert [t for t in third.tasks if t.task_id == "per_file.load"] == [] or all(
+        t.state == "skipped" for t in third.tasks if t.task_id == "per_file.load")
+    assert _mart_fingerprint(e2e_dsn) == before
+
+
+def _mart_fingerprint(dsn: str) -> dict[str, str]:
+    tables = [r[0] for r in _rows(
+        dsn, "select table_name from information_schema.tables where table_schema = 'marts' "
+        "and table_type = 'BASE TABLE' order by 1")]
+    out = {}
+    for table in tables:
+        cols = [r[0] for r in _rows(
+            dsn, "select column_name from information_schema.columns where table_schema = 'marts' "
+            "and table_name = %s and data_type not like 'timestamp%%' and column_name not like '%%loaded_at' "
+            "order by ordinal_position", table)]
+        expr = ", ".join(f'"{c}"' for c in cols)
+        out[table] = _rows(dsn, f'select md5(coalesce(string_agg(t::text, \'|\' order by t::text), \'\')) '
+                                f'from (select {expr} from marts."{table}") t')[0][0]
+    return out
+
+
+def test_run_id_is_the_night_in_local_time():
+    night = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
+    assert orchestration.run_id_for("reform_nightly", night, "x") == "reform_nightly__2026-11-21T01:00:00+07:00"
+    assert orchestration.run_id_for("reform_nightly", None, "asset_triggered__1") == (
+        "reform_nightly__asset_triggered__1")
+
+
+@pytest.mark.slow
+def test_backfill_rebuilds_the_window_from_raw(airflow_home, e2e_dsn, monkeypatch):
+    """`reform-etl backfill --from 2025-01 --to 2025-06`: the marts come back identical from raw, audited."""
+    monkeypatch.setenv("WAREHOUSE_DSN", e2e_dsn)
+    if not _rows(e2e_dsn, "select count(*) from audit.pipeline_runs where status = 'success'")[0][0]:
+        pytest.skip("needs the end-to-end run's warehouse")
+    before = _mart_fingerprint(e2e_dsn)
+    started = time.monotonic()
+    summary = orchestration.backfill("2025-01", "2025-06", dsn=e2e_dsn)
+    print(f"\nbackfill 2025-01..2025-06 in {time.monotonic() - started:.1f} s")
+    assert summary["period_from"] == "2025-01" and summary["period_to"] == "2025-06"
+    assert _mart_fingerprint(e2e_dsn) == before
+    status, triggered_by = _rows(e2e_dsn, "select status, triggered_by from audit.pipeline_runs where run_id = %s",
+                                 summary["run_id"])[0]
+    assert (status, triggered_by) == ("success", "backfill")
+
+
+@pytest.mark.slow
+def test_reference_data_dag_reloads_seeds_on_demand(airflow_home, e2e_dsn, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_DSN", e2e_dsn)
+    loads = _rows(e2e_dsn, "select count(*) from audit.reference_data_loads")[0][0]
+    result = orchestration.run_reference_data(force=True, dsn=e2e_dsn)
+    print(f"\n{result.render()}")
+    assert result.state == "success"
+    assert all(t.state == "success" for t in result.tasks)
+    assert _rows(e2e_dsn, "select count(*) from audit.reference_data_loads")[0][0] == loads + 1
+    assert not orchestration.seeds_changed(e2e_dsn)
+    # Unchanged seeds and no force: the run stops after its first, cheap task.
+    again = orchestration.run_reference_data(force=False, dsn=e2e_dsn)
+    states = {t.label: t.state for t in again.tasks}
+    assert states["seeds_changed"] == "success" and states["record"] == "skipped"

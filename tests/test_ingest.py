@@ -1,0 +1,210 @@
+"""Landing -> raw: registry, lineage, parsing of real files, duplicates, supersede, atomicity."""
+
+from __future__ import annotations
+
+import csv
+import os
+import unicodedata
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+
+from reform_etl import ingest
+
+DOSSIER_VI = ["Mã đơn vị", "Kỳ báo cáo", "Mã lĩnh vực", "Kỳ trước chuyển qua", "Tiếp nhận trực tuyến",
+              "Tiếp nhận trực tiếp", "Tiếp nhận qua BCCI", "Giải quyết trước hạn", "Giải quyết đúng hạn",
+              "Giải quyết quá hạn", "Đang giải quyết trong hạn", "Đang giải quyết quá hạn"]
+DOSSIER_EN = ["unit_code", "period", "field_code", "received_carried_over", "received_online", "received_direct",
+              "received_postal", "resolved_early", "resolved_on_time", "resolved_late", "pending_in_time",
+              "pending_overdue"]
+
+
+def write_csv(path: Path, rows: list[list], *, bom: bool = False, delimiter: str = ",", mtime: float | None = None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8-sig" if bom else "utf-8", newline="") as handle:
+        csv.writer(handle, delimiter=delimiter).writerows(rows)
+    if mtime:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def write_xlsx(path: Path, rows: list[list], *, sheet: str = "Sheet1", extra_first_sheet: bool = False):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    workbook = Workbook()
+    if extra_first_sheet:
+        workbook.active.title = "Hướng dẫn"
+        workbook.active.append(["Điền số liệu vào sheet bên cạnh"])
+        target = workbook.create_sheet(sheet)
+    else:
+        target = workbook.active
+        target.title = sheet
+    for row in rows:
+        target.append(row)
+    workbook.save(path)
+    return path
+
+
+@pytest.fixture()
+def landing(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
+    root = tmp_path / "landing"
+    root.mkdir()
+    return root
+
+
+def load(landing: Path, *paths: Path) -> list[ingest.FileResult]:
+    return ingest.load_paths(list(paths) or [landing], landing=landing)
+
+
+def raw_rows(db, kind: str, file_id: int) -> list[tuple]:
+    return db.execute(f"select * from raw.{kind} where _file_id = %s order by _row_number", (file_id,)).fetchall()
+
+
+def test_csv_with_bom_title_rows_and_vietnamese_headers(db, landing):
+    path = write_csv(landing / "dossier_stats" / "bc.csv", [
+        ["BÁO CÁO TÌNH HÌNH GIẢI QUYẾT TTHC"], ["Kỳ báo cáo: tháng 3/2021"], [],
+        DOSSIER_VI,
+        ["227", "Tháng 3/2021", "", "1.296", "10", "5", "0", "1000", "295", "1", "10", "5"],
+    ], bom=True)
+    [result] = load(landing, path)
+    assert result.status == "loaded" and result.rows_total == 1
+    [row] = raw_rows(db, "dossier_stats", result.file_id)
+    assert row[:6] == (result.file_id, 5, "227", "2021-03", None, "1296")  # row 5 of the file: lineage
+    header_row, mapping = db.execute("select header_row, header_mapping from audit.submission_files "
+                                     "where file_id = %s", (result.file_id,)).fetchone()
+    assert header_row == 4 and mapping["Mã đơn vị"] == "unit_code"
+
+
+def test_csv_without_bom_english_keys_and_semicolons(db, landing):
+    path = write_csv(landing / "dossier_stats" / "en.csv", [
+        DOSSIER_EN, ["7900", "03/2026", "HT", "0", "1 296", "1", "0", "1", "1", "0", "1295", "0"],
+    ], delimiter=";")
+    [result] = load(landing, path)
+    assert result.status == "loaded"
+    [row] = raw_rows(db, "dossier_stats", result.file_id)
+    assert row[2:6] == ("07900", "2026-03", "HT", "0") and row[6] == "1296"
+
+
+def test_xlsx_with_numeric_codes_title_rows_and_a_named_sheet(db, landing):
+    path = write_xlsx(landing / "it_kpis" / "kpi.xlsx", [
+        ["CHỈ TIÊU ỨNG DỤNG CNTT"], [None],
+        ["MÃ ĐƠN VỊ", "KỲ BÁO CÁO", "MÃ CHỈ TIÊU", "TỬ SỐ", "MẪU SỐ"],
+        [1, "T3/2021", "HS_TRUC_TUYEN", 1295.0, 1296],
+        [97, "2026-03", "HS_TRUC_TUYEN", "1.000", "2,000"],
+    ], sheet="it_kpis", extra_first_sheet=True)
+    [result] = load(landing, path)
+    assert result.status == "loaded" and result.rows_total == 2
+    rows = raw_rows(db, "it_kpis", result.file_id)
+    assert [r[2:] for r in rows] == [("001", "2021-03", "HS_TRUC_TUYEN", "1295", "1296"),
+                                     ("00097", "2026-03", "HS_TRUC_TUYEN", "1000", "2000")]
+    assert [r[1] for r in rows] == [4, 5]
+    assert db.execute("select sheet_name from audit.submission_files where file_id = %s",
+                      (result.file_id,)).fetchone() == ("it_kpis",)
+
+
+def test_text_is_normalised_to_nfc_and_decimal_commas_read(db, landing):
+    evidence = unicodedata.normalize("NFD", "Báo cáo số 12/BC-UBND")
+    path = write_csv(landing / "par_scores" / "s.csv", [
+        ["unit_code", "year", "criterion_code", "self_score", "appraised_score", "evidence"],
+        ["227", "2021", "1.1.1", "2,5", "2.25", evidence],
+    ])
+    [result] = load(landing, path)
+    [row] = raw_rows(db, "par_scores", result.file_id)
+    assert row[2:] == ("227", "2021", "1.1.1", "2.5", "2.25", "Báo cáo số 12/BC-UBND")
+    assert unicodedata.is_normalized("NFC", row[-1])
+
+
+def test_a_file_may_carry_only_one_of_the_two_scores(db, landing):
+    path = write_csv(landing / "par_scores" / "appraised.csv", [
+        ["Mã đơn vị", "Năm", "Mã tiêu chí", "Điểm thẩm định"], ["228", "2022", "1.1.1", "0,75"]])
+    [result] = load(landing, path)
+    assert result.status == "loaded"
+    assert raw_rows(db, "par_scores", result.file_id)[0][2:] == ("228", "2022", "1.1.1", None, "0.75", None)
+
+
+def test_same_bytes_twice_load_once(db, landing):
+    rows = [DOSSIER_EN, ["230", "2021-04", "", "0", "1", "1", "0", "1", "1", "0", "0", "0"]]
+    first = write_csv(landing / "dossier_stats" / "a.csv", rows)
+    [loaded] = load(landing, first)
+    assert load(landing) == []  # the same file seen again: nothing new to do
+    assert ingest.load_file(first, landing=landing).file_id == loaded.file_id  # explicit reload is a no-op
+    copy = write_csv(landing / "dossier_stats" / "copy_of_a.csv", rows)
+    [duplicate] = load(landing, copy)
+    assert duplicate.status == "duplicate" and duplicate.duplicate_of == loaded.file_id
+    assert db.execute("select count(*) from raw.dossier_stats where unit_code = '230'").fetchone() == (1,)
+    assert db.execute("select error from audit.submission_files where file_id = %s",
+                      (duplicate.file_id,)).fetchone()[0].startswith(f"same content as file #{loaded.file_id}")
+
+
+def test_a_later_file_for_the_same_unit_and_period_supersedes_the_earlier(db, landing):
+    old = write_csv(landing / "dossier_stats" / "jun.csv", [
+        DOSSIER_EN, ["231", "2024-06", "", "0", "5", "5", "0", "5", "5", "0", "0", "0"],
+        ["232", "2024-06", "", "0", "1", "1", "0", "1", "1", "0", "0", "0"]], mtime=1_700_000_000)
+    new = write_csv(landing / "dossier_stats" / "jun_fix.csv", [
+        DOSSIER_EN, ["231", "2024-06", "", "0", "6", "5", "0", "6", "5", "0", "0", "0"]], mtime=1_700_000_100)
+    first, second = load(landing, old, new)
+    current = dict(db.execute(
+        "select file_id, is_current from audit.v_submission_partitions where unit_code = '231' and period = '2024-06'"
+    ).fetchall())
+    assert current == {first.file_id: False, second.file_id: True}
+    assert db.execute("select superseded_by_file_id from audit.v_submission_partitions "
+                      "where file_id = %s and unit_code = '231'", (first.file_id,)).fetchone() == (second.file_id,)
+    # the other unit of the old file is untouched, and both files' rows are kept in raw
+    assert db.execute("select is_current from audit.v_submission_partitions where unit_code = '232'").fetchone() == (
+        True,)
+    assert db.execute("select count(*) from raw.dossier_stats where unit_code = '231'").fetchone() == (2,)
+
+
+def test_a_file_failing_mid_copy_leaves_no_rows_and_others_still_load(db, landing):
+    good_rows = [["233", f"2021-{m:02d}", "", "0", "1", "1", "0", "1", "1", "0", "0", "0"] for m in range(1, 13)]
+    bad = landing / "dossier_stats" / "broken.csv"
+    write_csv(bad, [DOSSIER_EN, *good_rows * 400])
+    with bad.open("ab") as handle:
+        handle.write("234,2021-01,,0,1,1,0,1,1,0,0,0,Tr\xe1 l\xe1i\n".encode("cp1258"))  # not UTF-8, row 4802
+    good = write_csv(landing / "dossier_stats" / "good.csv", [DOSSIER_EN, good_rows[0][:1] + ["2022-01"] +
+                                                             good_rows[0][2:]])
+    broken, fine = load(landing, bad, good)
+    assert broken.status == "rejected" and broken.error_code == "unreadable" and "not UTF-8" in broken.error
+    assert db.execute("select count(*) from raw.dossier_stats r join audit.submission_files f "
+                      "on f.file_id = r._file_id where f.path = %s", (str(bad),)).fetchone() == (0,)
+    assert fine.status == "loaded" and len(raw_rows(db, "dossier_stats", fine.file_id)) == 1
+
+
+@pytest.mark.parametrize("rows, code, words", [
+    ([["unit_code", "period", "received_online"], ["227", "2021-03", "1"]], "missing_columns", "Kỳ trước chuyển qua"),
+    ([["a", "b"], ["1", "2"]], "no_header", "no recognisable header"),
+    ([DOSSIER_EN], "empty", "no data rows"),
+    ([DOSSIER_EN[:2] + ["unit_code"] + DOSSIER_EN[2:]], "duplicate_columns", "appears twice"),
+])
+def test_file_level_problems_reject_the_file_with_a_reason(db, landing, rows, code, words):
+    path = write_csv(landing / "dossier_stats" / f"{code}.csv", rows)
+    [result] = load(landing, path)
+    assert (result.status, result.error_code) == ("rejected", code)
+    assert words in result.error
+    assert db.execute("select status, error_code from audit.submission_files where file_id = %s",
+                      (result.file_id,)).fetchone() == ("rejected", code)
+
+
+def test_wrong_folder_and_wrong_kind_are_rejected(db, landing):
+    stray = write_csv(landing / "misc" / "x.csv", [DOSSIER_EN, ["stray"]])
+    misplaced = write_csv(landing / "par_scores" / "y.csv", [DOSSIER_EN, ["227", "2021-03"] + ["0"] * 10])
+    first, second = load(landing, stray, misplaced)
+    assert (first.error_code, second.error_code) == ("wrong_kind", "wrong_kind")
+    assert "'misc' is not a submission kind" in first.error
+    assert "header is that of 'dossier_stats'" in second.error
+
+
+def test_a_path_outside_the_landing_folder_is_refused(db, landing, tmp_path):
+    outside = write_csv(tmp_path / "secret.csv", [DOSSIER_EN, ["secret"]])
+    [result] = load(landing, landing / "dossier_stats" / ".." / ".." / "secret.csv")
+    assert result.status == "rejected" and result.error_code == "bad_path"
+    assert outside.exists()
+
+
+def test_every_loaded_file_is_archived_by_content(db, landing, tmp_path):
+    path = write_csv(landing / "dossier_stats" / "arch.csv", [DOSSIER_EN, ["235", "2021-05"] + ["0"] * 10])
+    [result] = load(landing, path)
+    archived = Path(db.execute("select archived_path from audit.submission_files where file_id = %s",
+                               (result.file_id,)).fetchone()[0])
+    assert archived.read_bytes() == path.read_bytes() and archived.is_relative_to(tmp_path / "archive")

@@ -1,0 +1,54 @@
+"""SQL helpers of the validation (reform_etl/sql/010_validation.sql)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2024-02-29", "2024-02-29"), ("2023-02-29", None), ("2024-04-31", None), ("2024-13-01", None),
+    ("abc", None), ("", None), (None, None), ("0000-01-01", None), ("2024-03-05 10:00", "2024-03-05"),
+    ("2024-03-05T10:00:00.5+07:00", "2024-03-05"), ("2024-03-05 garbage", None), ("1e309", None),
+])
+def test_try_date(db, text, expected):
+    (value,) = db.execute("select audit.try_date(%s)::text", (text,)).fetchone()
+    assert value == expected
+
+
+def test_try_date_runs_inside_a_parallel_query(db):
+    """A PL/pgSQL exception handler would fail here: 'cannot start subtransactions during a parallel operation'."""
+    db.execute("create temp table t as select case when i % 7 = 0 then '2023-02-30' else '2024-01-0' || (1 + i % 9) "
+               "end as d from generate_series(1, 20000) i")
+    db.execute("create table public.try_date_probe as select * from t")
+    db.execute("analyze public.try_date_probe")
+    for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0", "min_parallel_table_scan_size = 0",
+                    "max_parallel_workers_per_gather = 2"):
+        db.execute(f"set {setting}")
+    (bad,) = db.execute("select count(*) from public.try_date_probe where audit.try_date(d) is null").fetchone()
+    assert bad == 20000 // 7
+
+
+def test_gx_file_suite_rejects_what_the_loader_let_through(db, warehouse_dsn, tmp_path, monkeypatch):
+    """The submission_file suite re-derives required columns and data rows from the registry record."""
+    from pathlib import Path
+
+    from reform_etl import ingest
+    from reform_etl import validation as V
+
+    monkeypatch.setenv("REFORM_SEEDS", str(Path(__file__).parent / "bad_inputs" / "seeds"))
+    monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
+    landing = tmp_path / "landing"
+    (landing / "it_kpis").mkdir(parents=True)
+    (landing / "it_kpis" / "k.csv").write_text("unit_code,period,kpi_code,numerator,denominator\n"
+                                               "227,2024-01,DVC_TOAN_TRINH,1,2\n", encoding="utf-8")
+    db.execute("insert into audit.pipeline_runs (run_id) values ('gx-reject')")
+    (loaded,) = ingest.load_paths([landing], run_id="gx-reject", landing=landing, dsn=warehouse_dsn)
+    assert loaded.status == "loaded"
+    # a loader bug (simulated): the mapping it recorded lacks the denominator
+    db.execute("update audit.submission_files set header_mapping = header_mapping - 'denominator' "
+               "where file_id = %s", (loaded.file_id,))
+    outcome = V.validate_file(warehouse_dsn, loaded.file_id, "gx-reject")
+    assert (outcome["status"], outcome["reason"]) == ("rejected", "missing_required_columns")
+    row = db.execute("select status, error_code, rows_loaded from audit.submission_files where file_id = %s",
+                     (loaded.file_id,)).fetchone()
+    assert row == ("rejected", "missing_required_columns", 0)
