@@ -263,7 +263,8 @@ ALLOWED = {
     "reform_etl/units.py": {"_digits(province_code)": "checked to be digits by _digits()",
                             "table": "one of two registry table names in code"},
     "reform_etl/validation/project.py": {"cols + ', ' if cols else ''": "rule.columns of the catalog",
-                                         "rule.observed": "catalog SQL", "rule.predicate": "catalog SQL"},
+                                         "rule.observed": "catalog SQL", "rule.predicate": "catalog SQL",
+                                         "kind": "a KIND_SPECS key", "rule_name": "catalog rule name, quoted"},
     "reform_etl/validation/refdata.py": {"table": "audit table name from the loaders table in code",
                                          "columns": "column list from the loaders table in code"},
     "reform_etl/report.py": {"cols": "q.<column> of KIND_SPECS[kind].keys", "kind": "a KIND_SPECS key"},
@@ -277,6 +278,9 @@ ALLOWED = {
         "_lit(rule.message_vi)": "catalog constant", "_lit(rule.message_en)": "catalog constant",
         "rule.observed": "catalog SQL expression", "cols": "KIND_SPECS keys", "rcols": "KIND_SPECS keys",
         "', '.join(cases)": "built above from the catalog", "_lit(run_id)": "the run id, quoted by _lit",
+        "file_id": "int(file_id)", "prepared": "R.prepared_columns: catalog SQL",
+        "flags": "catalog predicates", "failed": "catalog names, words (quoted by _lit) and observed SQL",
+        "any_failed": "generated column names _f<n>",
     },
 }
 

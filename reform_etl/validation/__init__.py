@@ -169,26 +169,42 @@ def _lit(text: str) -> str:
 
 
 def quarantine_sql(kind: str, file_id: int, run_id: str) -> str:
+    """The verdict: one pass over the file's rows evaluates every quarantine rule of the catalog and
+    copies each failing row, with every rule it failed and the observed values, to quarantine.<kind>.
+
+    The shared per-row values (R.prepared_columns) and then each predicate are evaluated once per
+    row (`offset 0` keeps the planner from inlining them into every expression that uses them); the
+    JSON is built for failing rows only.
+    """
     spec = KIND_SPECS[kind]
-    rows_src = f"(select * from raw.{kind} where _file_id = {int(file_id)})"
-    cases = []
-    for rule in R.row_rules(kind):
-        if rule.severity is not R.Severity.QUARANTINE_ROW:
-            continue
-        predicate = rule.predicate.replace("{rows}", rows_src)
-        cases.append(
-            f"(case when coalesce(({predicate}), false) then jsonb_build_object('rule', {_lit(rule.name)}, "
-            f"'severity', {_lit(str(rule.severity))}, 'message_vi', {_lit(rule.message_vi)}, "
-            f"'message_en', {_lit(rule.message_en)}, 'observed', {rule.observed}) end)"
-        )
+    file_id = int(file_id)
+    rows_src = f"(select * from raw.{kind} where _file_id = {file_id})"
+    rules = [r for r in R.row_rules(kind) if r.severity is R.Severity.QUARANTINE_ROW]
+    prepared = ", ".join(f"{expr} as {name}" for name, expr in R.prepared_columns(spec).items())
+    flags = ", ".join(f"coalesce(({rule.predicate.replace('{rows}', rows_src)}), false) as _f{i}"
+                      for i, rule in enumerate(rules))
+    failed = ", ".join(
+        f"case when r._f{i} then jsonb_build_object('rule', {_lit(rule.name)}, 'severity', {_lit(str(rule.severity))}, "
+        f"'message_vi', {_lit(rule.message_vi)}, 'message_en', {_lit(rule.message_en)}, "
+        f"'observed', {rule.observed}) end"
+        for i, rule in enumerate(rules))
+    any_failed = " or ".join(f"r._f{i}" for i in range(len(rules)))
     cols = ", ".join(spec.keys)
     rcols = ", ".join(f"r.{c}" for c in spec.keys)
     return (
         f"insert into quarantine.{kind} (_file_id, _row_number, {cols}, failed_rules, run_id) "
-        f"select r._file_id, r._row_number, {rcols}, f.failed, {_lit(run_id)} from raw.{kind} r "
-        f"cross join lateral (select jsonb_agg(x) as failed from (values {', '.join(cases)}) v(x) "
-        f"where x is not null) f where r._file_id = {int(file_id)} and f.failed is not null"
+        f"select r._file_id, r._row_number, {rcols}, to_jsonb(array_remove(array[{failed}], null)), {_lit(run_id)} "
+        f"from (select r.*, {flags} from (select r.*, {prepared} from raw.{kind} r "
+        f"where r._file_id = {file_id} offset 0) r offset 0) r "
+        f"where {any_failed}"
     )
+
+
+def verdict_counts(conn: psycopg.Connection, kind: str, file_id: int) -> dict[str, int]:
+    """Rows of a file in quarantine per rule they failed."""
+    return dict(conn.execute(
+        f"select f.value->>'rule', count(*) from quarantine.{kind} q, jsonb_array_elements(q.failed_rules) f "
+        "where q._file_id = %s group by 1", (file_id,)).fetchall())
 
 
 # ------------------------------------------------------------------ entry points
@@ -254,18 +270,17 @@ def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
             return {"file_id": file_id, "status": "rejected", "rows_quarantined": 0, "warnings": 0,
                     "reason": first["rule"]}
 
+        # The verdict first (committed: GX reads it on its own connection), then the kind's suite,
+        # one expectation per rule, over the file's batch and its verdict.
+        quarantined = conn.execute(quarantine_sql(kind, file_id, run_id)).rowcount
+        conn.commit()
         result = _run_suite(context, kind, {"_file_id": file_id}, run_id)
         findings = _store_results(conn, run_id, file_id, kind, result)
-        quarantined = conn.execute(quarantine_sql(kind, file_id, run_id)).rowcount
+        counts = verdict_counts(conn, kind, file_id)
         for f in findings.values():
-            if f["severity"] != R.Severity.QUARANTINE_ROW:
-                continue
-            n = conn.execute(
-                f"select count(*) from quarantine.{kind} where _file_id = %s and failed_rules @> %s",
-                (file_id, Jsonb([{"rule": f["rule"]}]))).fetchone()[0]
-            if n != f["rows_failed"]:
+            if f["severity"] == R.Severity.QUARANTINE_ROW and counts.get(f["rule"], 0) != f["rows_failed"]:
                 raise ValidationError(f"file {file_id}: rule {f['rule']} failed {f['rows_failed']} rows in GX "
-                                      f"but {n} in the quarantine statement")
+                                      f"but {counts.get(f['rule'], 0)} in the quarantine statement")
         warnings = sum(f["rows_failed"] for f in findings.values() if f["severity"] == R.Severity.WARN)
         conn.execute(
             "update audit.submission_files set status = 'accepted', rows_quarantined = %s, "
