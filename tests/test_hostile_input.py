@@ -278,7 +278,7 @@ ALLOWED = {
         "_lit(rule.message_vi)": "catalog constant", "_lit(rule.message_en)": "catalog constant",
         "rule.observed": "catalog SQL expression", "cols": "KIND_SPECS keys", "rcols": "KIND_SPECS keys",
         "', '.join(cases)": "built above from the catalog", "_lit(run_id)": "the run id, quoted by _lit",
-        "file_id": "int(file_id)", "prepared": "R.prepared_columns: catalog SQL",
+        "file_id": "int(file_id)",
         "flags": "catalog predicates", "failed": "catalog names, words (quoted by _lit) and observed SQL",
         "any_failed": "generated column names _f<n>",
     },

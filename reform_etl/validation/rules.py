@@ -10,12 +10,14 @@ Each rule is written once, here, as SQL over the raw text columns; from it come
 Severities: `reject_file` (nothing of the file loads), `quarantine_row` (the row goes to
 quarantine.<kind>, good rows load), `warn` (loads, flagged in the report).
 
-SQL conventions: the row under test is `r`; row rules may read the shared per-row values of
-`prepared_columns()` (`r._period_start`, computed once per row by the verdict statement);
-`{rows}` stands for the rows of the file under test (the raw table filtered to the file; GX
-substitutes its batch there in set-level queries). Code lookups are written `x in (select ...)`
-so that Postgres hashes the reference table once instead of probing it per row. Queries avoid
-the word JOIN (GX would then stop aliasing its batch), bind-like colons and percent signs.
+SQL conventions: the row under test is `r`; `{rows}` stands for the rows of the file under test
+(the raw table filtered to the file; GX substitutes its batch there in set-level queries).
+Raw cells are already trimmed, blanks null, by the loader. Checks that cost microseconds per
+value (dates, validity of a unit in a period) run once per distinct value of the file
+(`_bad_values`) and rows look their value up in the hashed result; code lookups are written
+`x in (select ...)` for the same reason. A record-level file of millions of rows holds a few
+thousand distinct units, days and codes. Queries avoid the word JOIN (GX would then stop
+aliasing its batch), bind-like colons and percent signs.
 """
 
 from __future__ import annotations
@@ -96,18 +98,33 @@ def period_start(spec: KindSpec, alias: str = "r") -> str:
     return f"(case when {period_ok(spec, alias)} then to_date({col} || '-01', 'YYYY-MM-DD') end)"
 
 
-def period_end(spec: KindSpec, alias: str = "r") -> str:
-    """Exclusive end of the row's period (from the prepared `_period_start`)."""
+def start_of(spec: KindSpec, value: str) -> str:
+    """First day of the period a normalised period cell names (null: blank or invalid)."""
+    if spec.yearly:
+        return f"(case when {value} ~ '{YEAR_RE}' then make_date({value}::int, 1, 1) end)"
+    if spec.column(spec.period_column).type is ValueType.DATE:
+        return f"audit.try_date({value})"
+    return f"(case when {value} ~ '{PERIOD_RE}' then to_date({value} || '-01', 'YYYY-MM-DD') end)"
+
+
+def end_of(spec: KindSpec, value: str) -> str:
+    """Exclusive end of that period."""
     step = "1 year" if spec.yearly else "1 day" if spec.column(spec.period_column).type is ValueType.DATE else "1 month"
-    return f"({alias}._period_start + interval '{step}')::date"
+    return f"({start_of(spec, value)} + interval '{step}')::date"
 
 
-def prepared_columns(spec: KindSpec) -> dict[str, str]:
-    """Per-row values several rules share, computed once per row (null start = blank or invalid period)."""
-    return {"_period_start": period_start(spec)}
+def granule(spec: KindSpec, alias: str = "r") -> str:
+    """The part of the period cell a unit's validity depends on: the day of a date-time."""
+    if spec.column(spec.period_column).type is ValueType.DATE:
+        return f"left({alias}.{spec.period_column}, 10)"
+    return f"{alias}.{spec.period_column}"
 
 
-PERIOD_OK = "r._period_start is not null"
+def _bad_values(column: str, test: str) -> str:
+    """Row r's `column` is one of the file's distinct values of it for which `test` (on `d.v`) holds."""
+    # offset 0: the test must run on the distinct values, not be pushed below the distinct onto every row
+    return (f"r.{column} in (select d.v from (select distinct x.{column} as v from {{rows}} x offset 0) d "
+            f"where d.v is not null and ({test}))")
 
 
 def _json_obj(pairs: dict[str, str]) -> str:
@@ -134,37 +151,42 @@ def _common_rules(spec: KindSpec) -> list[Rule]:
     period_word_vi = "Năm" if spec.yearly else "Ngày tiếp nhận" if pc == "received_at" else "Kỳ báo cáo"
     period_word_en = "year" if spec.yearly else "received date" if pc == "received_at" else "period"
     what = "year" if spec.yearly else "date" if pc == "received_at" else "month"
+    bad_period = _bad_values(pc, f"{start_of(spec, 'd.v')} is null")
+    # (unit, period) pairs of the file where the unit did not exist: checked once per distinct pair
+    not_valid = (
+        f"(r.unit_code, {granule(spec)}) in (select d.u, d.g from (select distinct x.unit_code as u, "
+        f"{granule(spec, 'x')} as g from {{rows}} x offset 0) d where {start_of(spec, 'd.g')} is not null "
+        f"and d.u in (select k.unit_code from audit.ref_units k) and not exists (select 1 from audit.ref_units u "
+        f"where u.unit_code = d.u and u.valid_from < {end_of(spec, 'd.g')} "
+        f"and (u.valid_to is null or u.valid_to > {start_of(spec, 'd.g')})))"
+    )
     return [
         Rule(
             "unit_code_unknown", Severity.QUARANTINE_ROW,
             "Mã đơn vị không có trong danh mục đơn vị hành chính / cơ quan",
             "Unit code is not in the unit registry",
-            predicate=f"{v('unit_code')} is null or not {known}",
+            predicate=f"r.unit_code is null or not {known}",
             observed=_raw_obs("unit_code"), columns=("unit_code",),
         ),
         Rule(
             "unit_not_valid_in_period", Severity.QUARANTINE_ROW,
             f"Đơn vị không còn (hoặc chưa) tồn tại trong {period_word_vi.lower()} của dòng",
             f"Unit does not exist in the row's {period_word_en} (abolished or not yet created)",
-            predicate=(
-                f"{PERIOD_OK} and {known} and not exists (select 1 from audit.ref_units u "
-                f"where u.unit_code = r.unit_code and u.valid_from < {period_end(spec)} "
-                f"and (u.valid_to is null or u.valid_to > r._period_start))"
-            ),
+            predicate=f"{not_valid} and not coalesce({bad_period}, false)",
             observed=_raw_obs("unit_code", pc), columns=("unit_code", pc),
         ),
         Rule(
             "period_invalid", Severity.QUARANTINE_ROW,
             f"{period_word_vi} trống hoặc không đúng định dạng",
             f"The {period_word_en} is blank or not a valid {what}",
-            predicate="r._period_start is null",
+            predicate=f"r.{pc} is null or {bad_period}",
             observed=_raw_obs(pc), columns=(pc,),
         ),
         Rule(
             "period_in_future", Severity.QUARANTINE_ROW,
             f"{period_word_vi} ở tương lai",
             f"The {period_word_en} is in the future",
-            predicate=f"r._period_start > {TODAY}",
+            predicate=_bad_values(pc, f"{start_of(spec, 'd.v')} > {TODAY}"),
             observed=_raw_obs(pc), columns=(pc,),
         ),
     ]
@@ -234,7 +256,7 @@ def _code_rule(name: str, column: str, table: str, vi: str, en: str, required: b
 # ---------------------------------------------------------------- per kind
 
 def _par_rules(spec: KindSpec) -> list[Rule]:
-    year_match = f"case when {PERIOD_OK} then r.year::int between c.year_from and c.year_to else true end"
+    year_match = f"case when {period_ok(spec)} then r.year::int between c.year_from and c.year_to else true end"
     crit = f"select 1 from audit.ref_criteria c where c.criterion_code = r.criterion_code and ({year_match})"
     max_points = (f"(select max(c.max_points) from audit.ref_criteria c "
                   f"where c.criterion_code = r.criterion_code and ({year_match}))")
@@ -305,9 +327,7 @@ CHANNELS = ("online", "direct", "postal", "truc tuyen", "trực tuyến", "trự
 
 def _dossier_rules(spec: KindSpec) -> list[Rule]:
     channel_list = ", ".join(f"'{c}'" for c in CHANNELS)
-    # the loader trims dates and nulls blanks: the bare column keeps audit.try_date cheap once inlined
-    date_bad = " or ".join(f"(r.{c} is not null and audit.try_date(r.{c}) is null)"
-                           for c in ("due_at", "completed_at"))
+    date_bad = " or ".join(_bad_values(c, "audit.try_date(d.v) is null") for c in ("due_at", "completed_at"))
     return [
         _code_rule("field_code_unknown", "field_code", "ref_fields",
                    "Mã lĩnh vực không có trong danh mục", "Field code is not in the field catalog", required=True),
