@@ -273,7 +273,7 @@ def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
         conn.execute("set local work_mem = '256MB'")
         quarantined = conn.execute(quarantine_sql(kind, file_id, run_id)).rowcount
         conn.commit()
-        result = _run_suite(context, kind, {"_file_id": file_id}, run_id)
+        result = _run_suite(context, kind, {"file_id": file_id}, run_id)
         findings = _store_results(conn, run_id, file_id, kind, result)
         counts = verdict_counts(conn, kind, file_id)
         for f in findings.values():
@@ -321,7 +321,7 @@ def warn_checks(dsn: str, run_id: str) -> dict:
             "and r.suite = f.kind || '_history')) order by f.file_id",
             (list(history_suites), run_id, run_id)).fetchall()
         for file_id, kind in files:
-            result = _run_suite(context, history_suites[kind], {"_file_id": file_id}, run_id)
+            result = _run_suite(context, history_suites[kind], {"file_id": file_id}, run_id)
             for f in _store_results(conn, run_id, file_id, kind, result).values():
                 totals[f["rule"]] = totals.get(f["rule"], 0) + f["rows_failed"]
             # The latest verdict of each warn rule on the file, whichever run gave it.

@@ -9,8 +9,8 @@ committed; tests check that they match the catalog.
 
 The warehouse datasource takes its connection from ${REFORM_GX_WAREHOUSE_URL}, which
 `context_for(dsn)` sets, so the committed project never holds a host, port or password, and
-the batch of a file is picked by `batch_parameters={"_file_id": id}` (a column-value
-partitioner) so nothing is written to the project at run time except results.
+the batch of a file is its row of audit.submission_files, picked by `batch_parameters={"file_id": id}`
+(a column-value partitioner), so nothing is written to the project at run time except results.
 """
 
 from __future__ import annotations
@@ -34,15 +34,21 @@ FILE_SHAPE_ASSET = "file_shape"
 RUN_ASSET = "audit_submission_files"
 BY_FILE = "by_file"
 BY_RUN = "by_run"
+# The batch of a file's suites is its registry row (audit.submission_files, partitioned by file_id):
+# GX lists a partitioned asset's batches with SELECT DISTINCT over the whole table, which on
+# raw.<kind> would read every row of history for each file it validates.
+FILE_ID = "(select b.file_id from (select * from {batch}) b)"
 
 
-def raw_asset(kind: str) -> str:
-    return f"raw_{kind}"
+def gx_query(text: str, rows: str = "{batch}") -> str:
+    """Catalog SQL -> GX unexpected_rows_query: `{rows}` becomes `rows` (by default GX's `{batch}`),
+    other braces are escaped."""
+    return text.replace("{", "{{").replace("}", "}}").replace("{{rows}}", rows)
 
 
-def gx_query(text: str) -> str:
-    """Catalog SQL -> GX unexpected_rows_query: `{rows}` becomes GX's `{batch}`, other braces are escaped."""
-    return text.replace("{", "{{").replace("}", "}}").replace("{{rows}}", "{batch}")
+def file_rows(kind: str) -> str:
+    """`{rows}` of a file suite: the raw rows of the batch's file."""
+    return f"(select * from raw.{kind} x where x._file_id = {FILE_ID})"
 
 
 def row_rule_query(rule: R.Rule, kind: str) -> str:
@@ -57,10 +63,8 @@ def row_rule_query(rule: R.Rule, kind: str) -> str:
     return gx_query(
         f"select q._row_number, {cols + ', ' if cols else ''}f.value->'observed' as observed "
         f"from quarantine.{kind} q, jsonb_array_elements(q.failed_rules) f "
-        f"where q._file_id = (select b._file_id from (select * from {{rows}}) b limit 1) "
-        f"and f.value->>'rule' = '{rule_name}' "
-        f"order by q._row_number"
-    )
+        f"where q._file_id = {{file_id}} and f.value->>'rule' = '{rule_name}' order by q._row_number"
+    ).replace("{{file_id}}", FILE_ID)
 
 
 def _meta(rule, kind: str, suite: str) -> dict:
@@ -88,7 +92,7 @@ def suite_definitions() -> dict[str, list]:
         history = R.history_rules(kind)
         if history:
             suites[f"{kind}_history"] = [
-                gxe.UnexpectedRowsExpectation(unexpected_rows_query=gx_query(r.query),
+                gxe.UnexpectedRowsExpectation(unexpected_rows_query=gx_query(r.query, file_rows(kind)),
                                               meta=_meta(r, kind, f"{kind}_history"),
                                               description=f"{r.message_vi} / {r.message_en}")
                 for r in history
@@ -107,7 +111,7 @@ def suite_batch(suite: str) -> tuple[str, str, str]:
         return FILES_DATASOURCE, FILE_SHAPE_ASSET, "whole"
     if suite == "submission_run":
         return DATASOURCE, RUN_ASSET, BY_RUN
-    return DATASOURCE, raw_asset(suite.removesuffix("_history")), BY_FILE
+    return DATASOURCE, RUN_ASSET, BY_FILE
 
 
 def build(dsn: str, root: Path | None = None) -> Path:
@@ -130,15 +134,13 @@ def build(dsn: str, root: Path | None = None) -> Path:
             context.data_sources.delete(name)
 
     warehouse = context.data_sources.add_postgres(DATASOURCE, connection_string="${" + URL_VARIABLE + "}")
-    for kind in KIND_SPECS:
-        asset = warehouse.add_table_asset(raw_asset(kind), table_name=kind, schema_name="raw")
-        asset.add_batch_definition(BY_FILE, partitioner=PartitionerColumnValue(column_name="_file_id"),
-                                   validate_partitioner=False)
-    runs = warehouse.add_table_asset(RUN_ASSET, table_name="submission_files", schema_name="audit")
-    runs.add_batch_definition(BY_RUN, partitioner=PartitionerColumnValue(column_name="run_id"),
-                              validate_partitioner=False)
-    files = context.data_sources.add_pandas(FILES_DATASOURCE)
-    files.add_dataframe_asset(FILE_SHAPE_ASSET).add_batch_definition_whole_dataframe("whole")
+    files = warehouse.add_table_asset(RUN_ASSET, table_name="submission_files", schema_name="audit")
+    files.add_batch_definition(BY_RUN, partitioner=PartitionerColumnValue(column_name="run_id"),
+                               validate_partitioner=False)
+    files.add_batch_definition(BY_FILE, partitioner=PartitionerColumnValue(column_name="file_id"),
+                               validate_partitioner=False)
+    shapes = context.data_sources.add_pandas(FILES_DATASOURCE)
+    shapes.add_dataframe_asset(FILE_SHAPE_ASSET).add_batch_definition_whole_dataframe("whole")
 
     for name, expectations in suite_definitions().items():
         suite = context.suites.add(gx.ExpectationSuite(name=name, meta={"generated_by": __name__}))
