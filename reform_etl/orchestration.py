@@ -687,8 +687,22 @@ def task_decide_dbt(run: dict, seeds_reloaded: bool | None) -> str | None:
 
 @transient_only
 def task_marts_built(run: dict) -> int:
-    """After every dbt task succeeded: the full build is what the next night compares against."""
-    return close_transform(run["run_id"], "success", ("full",))
+    """After every dbt task succeeded: the full build is what the next night compares against.
+
+    The run's last full decision, even if `finish` already marked it failed: an operator who clears
+    the failed dbt tasks of a night in the UI and gets them to succeed has built the marts.
+    """
+    from reform_etl.warehouse import connect
+
+    with connect() as conn:
+        _transform_ddl(conn)
+        closed = conn.execute(
+            "update audit.transform_runs set status = 'success', ended_at = now() where transform_id = "
+            "(select max(transform_id) from audit.transform_runs where run_id = %s and mode = 'full')",
+            (run["run_id"],),
+        ).rowcount
+        conn.commit()
+    return closed
 
 
 @transient_only
