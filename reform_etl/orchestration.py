@@ -413,8 +413,10 @@ def _missing_relations(conn) -> list[str]:
 
 def _state(conn) -> dict:
     files_fp, files_state = conn.execute(_FILES_STATE).fetchone()
+    # The last seed load, not only its content: `dbt seed --full-refresh` drops the seed tables with the
+    # views on them, so even a forced reload of the same files needs a full build.
     seeds = conn.execute(
-        "select fingerprint from audit.reference_data_loads order by load_id desc limit 1"
+        "select load_id || ':' || fingerprint from audit.reference_data_loads order by load_id desc limit 1"
     ).fetchone() if conn.execute("select to_regclass('audit.reference_data_loads')").fetchone()[0] else None
     return {
         "files_fingerprint": files_fp,
@@ -487,8 +489,16 @@ def _record_transform(conn, run_id: str | None, mode: str, reason: str, state: d
     ).fetchone()[0]
 
 
-def _last_transform(conn, where: str, params: tuple = ()) -> dict | None:
-    cur = conn.execute(f"select * from audit.transform_runs where {where} order by transform_id desc limit 1", params)
+_LAST_TRANSFORM = {  # fixed queries: no SQL text is ever formatted
+    "full": "select * from audit.transform_runs where mode = 'full' and status = 'success' "
+            "order by transform_id desc limit 1",
+    "attempt": "select * from audit.transform_runs where mode <> 'skip' order by transform_id desc limit 1",
+    "run": "select * from audit.transform_runs where run_id = %s order by transform_id desc limit 1",
+}
+
+
+def _last_transform(conn, which: str, params: tuple = ()) -> dict | None:
+    cur = conn.execute(_LAST_TRANSFORM[which], params)
     row = cur.fetchone()
     return dict(zip([d.name for d in cur.description], row, strict=True)) if row else None
 
@@ -509,8 +519,8 @@ def decide_dbt(run_id: str, seeds_reloaded: bool = False, dsn: str | None = None
     with connect(dsn) as conn:
         _transform_ddl(conn)
         state = _state(conn)
-        last_full = _last_transform(conn, "mode = 'full' and status = 'success'")
-        last_attempt = _last_transform(conn, "mode <> 'skip'")
+        last_full = _last_transform(conn, "full")
+        last_attempt = _last_transform(conn, "attempt")
         missing = _missing_relations(conn)
         mode, reason = _choose(state, seeds_reloaded, last_full, last_attempt, missing, run_id)
         status = "skipped" if mode == "skip" else "running"
@@ -543,7 +553,7 @@ def transform_summary(run_id: str, dsn: str | None = None) -> dict | None:
     with connect(dsn) as conn:
         if not conn.execute("select to_regclass('audit.transform_runs')").fetchone()[0]:
             return None
-        row = _last_transform(conn, "run_id = %s", (run_id,))
+        row = _last_transform(conn, "run", (run_id,))
     if row is None:
         return None
     return {"mode": row["mode"], "status": row["status"], "reason": row["reason"],

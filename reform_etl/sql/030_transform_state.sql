@@ -17,7 +17,7 @@ create table if not exists audit.transform_runs (
     warehouse_date      date not null,   -- current_date of the warehouse then (the models' own clock)
     files_fingerprint   text not null,   -- md5 over the file registry rows that can reach the marts
     files_state         jsonb,           -- {"files": n, "max_file_id": id, "by_status": {...}}: for the reason text
-    seeds_fingerprint   text,            -- orchestration.seeds_fingerprint() of the seeds loaded then
+    seeds_fingerprint   text,            -- '<load_id>:<fingerprint>' of the last seed load (audit.reference_data_loads)
     project_fingerprint text             -- orchestration.project_fingerprint(): the dbt code then
 );
 create index if not exists transform_runs_run on audit.transform_runs (run_id);
