@@ -3,6 +3,12 @@
 Thin on purpose: every task body is a function of reform_etl.orchestration, the dbt wiring lives in
 reform_etl.dag_config. Per file, load and validate run as one mapped task group, so a file that
 fails never blocks the others; dbt starts once every file is done, whatever became of each.
+
+Between the gates and dbt, `decide_dbt` branches (reform_etl.orchestration.decide_dbt, recorded in
+audit.transform_runs): a full build (the Cosmos group, one `dbt build` task per model) when anything
+reached the registry or the seeds since the last successful full build, a refresh of the
+date-dependent models (`dbt_refresh`, one task) when only the date changed, nothing otherwise.
+Skipped dbt tasks skip everything after them in the group; `report` and `finish` always run.
 """
 
 from __future__ import annotations
@@ -86,14 +92,28 @@ with DAG(
     def reference_data(run: dict) -> bool:
         return orc.transient_only(orc.load_seeds)(run["run_id"])
 
+    @task.branch
+    def decide_dbt(run: dict, seeds_reloaded: bool) -> str | None:
+        """full -> the dbt group's root tasks; refresh -> dbt_refresh; skip -> neither."""
+        return orc.task_decide_dbt(run, seeds_reloaded)
+
     dbt = DbtTaskGroup(
-        group_id="dbt",
+        group_id=orc.DBT_GROUP_ID,
         project_config=dag_config.project_config(),
         profile_config=dag_config.profile_config(),
         execution_config=dag_config.execution_config(),
         render_config=dag_config.render_config(exclude=["resource_type:seed"]),
         operator_args={**dag_config.operator_args(), "retries": 0},  # a failing model or test is not transient
     )
+
+    @task
+    def marts_built(run: dict) -> int:
+        """Every dbt task succeeded: record the full build (what the next night compares against)."""
+        return orc.task_marts_built(run)
+
+    @task(task_id=orc.DBT_REFRESH_TASK_ID, retries=0)  # a failing model is not transient
+    def dbt_refresh(run: dict) -> str:
+        return orc.task_refresh_dbt(run)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def report(run: dict) -> str:
@@ -105,9 +125,12 @@ with DAG(
 
     run = start()
     files = per_file.partial(run=run).expand(path=discover(run))
-    seeds = reference_data(run)
-    files >> files_done() >> dbt
-    seeds >> dbt
+    decide = decide_dbt(run, reference_data(run))
+    files >> files_done() >> decide
+    refresh = dbt_refresh(run)
+    decide >> [dbt, refresh]
+    built = marts_built(run)
+    dbt >> built
     report_path = report(run)
-    dbt >> report_path
+    [dbt, built, refresh] >> report_path  # every dbt task, not only `built`: it fails fast on one failure
     finish(run, report_path)

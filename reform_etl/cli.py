@@ -36,6 +36,10 @@ def _summary_tables(summary: dict) -> None:
     console.print(rows)
     for item in summary.get("rejected", []):
         console.print(f"[yellow]rejected[/] {item['path']}: [bold]{item['error_code']}[/] {item['error']}")
+    if "dbt" in summary:
+        from reform_etl.orchestration import dbt_text
+
+        console.print(dbt_text(summary["dbt"]))
     if summary.get("report"):
         console.print(f"report: [bold]{summary['report']}[/]")
     if summary.get("docs"):

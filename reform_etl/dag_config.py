@@ -130,17 +130,23 @@ def execution_config():
 
 
 def render_config(select: list[str] | None = None, exclude: list[str] | None = None):
-    """Manifest load mode (parsing the DAG never runs dbt); a test task after each model."""
+    """Manifest load mode (parsing the DAG never runs dbt); one `dbt build` task per model.
+
+    TestBehavior.BUILD: each model's task is `dbt build --select fqn:<model>`, which builds the model
+    and then runs its tests (half the tasks of a run task + a test task per model; a failing test
+    still fails the model's task and stops its children).
+    """
     from cosmos import RenderConfig
     from cosmos.constants import LoadMode, TestBehavior
 
     return RenderConfig(
         load_method=LoadMode.DBT_MANIFEST,
-        test_behavior=TestBehavior.AFTER_EACH,
+        test_behavior=TestBehavior.BUILD,
         select=select or [],
         exclude=exclude or [],
-        # Relationship tests (fact -> dimension) run in their own task once both models are built,
-        # not after whichever parent happens to come first.
+        # Relationship tests (fact -> dimension) run in their own `dbt test` task once both models are
+        # built, not after whichever parent happens to come first: Cosmos excludes them from each
+        # parent's `dbt build` (--exclude <test>) and renders them as `<test name>_test` tasks.
         should_detach_multiple_parents_tests=True,
         # Our own Assets (reform_etl.orchestration) say what the pipeline produces; per-table
         # assets named after the warehouse host and port would differ between laptop and cluster.

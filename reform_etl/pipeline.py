@@ -103,9 +103,12 @@ def run_summary(run_id: str) -> dict:
 
 
 def finish_run(run_id: str, status: str = "success", error: str | None = None, report_path: str | None = None) -> dict:
+    from reform_etl.orchestration import transform_summary
+
     summary = run_summary(run_id)
     summary["report"] = report_path
     summary["dsn"] = warehouse_dsn()
+    summary["dbt"] = transform_summary(run_id)  # full build / refresh / skipped, and why
     with connect() as conn:
         conn.execute(
             "update audit.pipeline_runs set status = %s, ended_at = %s, error = %s, summary = %s where run_id = %s",

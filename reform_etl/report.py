@@ -78,11 +78,15 @@ def _collect(dsn: str, run_id: str) -> dict:
             select r.*, f.file_name from audit.validation_results r
             left join audit.submission_files f using (file_id)
             where r.run_id = %s order by r.file_id nulls last, r.result_id""", (run_id,))
+        # What dbt did in this run (reform_etl.orchestration.decide_dbt): full build, refresh or skipped.
+        dbt = _fetch(conn, "select mode, status, reason from audit.transform_runs where run_id = %s "
+                     "order by transform_id desc limit 1", (run_id,)) if conn.execute(
+            "select to_regclass('audit.transform_runs')").fetchone()[0] else []
         unit_names = dict(conn.execute(
             "select distinct on (unit_code) unit_code, unit_name from audit.ref_units "
             "order by unit_code, valid_from desc").fetchall())
     return {"run": run[0] if run else {}, "pipeline": pipeline[0] if pipeline else {}, "files": files,
-            "results": results, "unit_names": unit_names}
+            "results": results, "unit_names": unit_names, "dbt": dbt[0] if dbt else None}
 
 
 def _build_data_docs(dsn: str, run_id: str, target: Path) -> bool:
@@ -160,6 +164,22 @@ td,th{border:1px solid #ccc;padding:3px 6px;font-size:90%;vertical-align:top}th{
 """
 
 
+DBT_WORDS = {
+    "full": ("Xây dựng lại toàn bộ", "full build"),
+    "refresh": ("Chỉ làm mới các bảng phụ thuộc ngày", "refresh of the date-dependent models"),
+    "skip": ("Bỏ qua", "skipped"),
+    "backfill": ("Nạp lại theo kỳ", "backfill"),
+}
+
+
+def _dbt_paragraph(dbt: dict | None) -> str:
+    if not dbt:
+        return "<p>dbt: <i>không chạy / not run</i></p>"
+    vi, en = DBT_WORDS.get(dbt["mode"], (dbt["mode"], dbt["mode"]))
+    status = "" if dbt["mode"] == "skip" else f" ({_e(dbt['status'])})"
+    return f"<p>Mô hình dữ liệu / marts (dbt): <b>{_e(vi)} / {_e(en)}</b>{status} — {_e(dbt['reason'])}</p>"
+
+
 def _page(data: dict, run_id: str, docs: bool) -> str:
     files, results, names = data["files"], data["results"], data["unit_names"]
     by_file: dict[int | None, list[dict]] = {}
@@ -190,6 +210,7 @@ def _page(data: dict, run_id: str, docs: bool) -> str:
            + ("<a href='data_docs/index.html'>GX Data Docs</a>" if docs else "<b>GX Data Docs unavailable</b>")
            + " · <a href='findings.csv'>findings.csv</a> (các lỗi / findings) · "
            "<a href='quarantine.csv'>quarantine.csv</a> (các dòng bị cách ly / quarantined rows)</p>",
+           _dbt_paragraph(data.get("dbt")),
            "<h2>Tệp / Files</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in (
                "#", "Tệp / file", "Loại / kind", "Đơn vị / unit", "Kỳ / period", "Trạng thái / status",
                "Dòng / rows", "Nạp / loaded", "Cách ly / quarantined", "Cảnh báo / warnings")) + "</tr>"]
