@@ -363,13 +363,14 @@ def project_fingerprint() -> str:
 
 
 # The registry rows that can reach the marts: rows of loaded / accepted files, partitions of rejected
-# ones (submission status). Failed and duplicate registrations change nothing downstream.
+# ones (submission status). Failed and duplicate registrations change nothing downstream, nor do the
+# warning counts (no model reads them; the run-level checks update them after this decision).
 _FILES_STATE = """
 with f as (
     select * from audit.submission_files where status in ('loaded', 'accepted', 'rejected')
 )
 select
-    md5(coalesce((select string_agg(concat_ws(':', file_id, status, rows_loaded, rows_quarantined, warnings), ','
+    md5(coalesce((select string_agg(concat_ws(':', file_id, status, rows_loaded, rows_quarantined), ','
                                     order by file_id) from f), '')),
     jsonb_build_object(
         'files', (select count(*) from f),
