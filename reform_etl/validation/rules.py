@@ -89,15 +89,6 @@ def period_ok(spec: KindSpec, alias: str = "r") -> str:
     return f"coalesce({col} ~ '{PERIOD_RE}', false)"
 
 
-def period_start(spec: KindSpec, alias: str = "r") -> str:
-    col = v(spec.period_column, alias)
-    if spec.yearly:
-        return f"(case when {period_ok(spec, alias)} then make_date({col}::int, 1, 1) end)"
-    if spec.column(spec.period_column).type is ValueType.DATE:
-        return f"audit.try_date({alias}.{spec.period_column})"
-    return f"(case when {period_ok(spec, alias)} then to_date({col} || '-01', 'YYYY-MM-DD') end)"
-
-
 def start_of(spec: KindSpec, value: str) -> str:
     """First day of the period a normalised period cell names (null: blank or invalid)."""
     if spec.yearly:
