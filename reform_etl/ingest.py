@@ -13,7 +13,7 @@ import csv
 import hashlib
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -212,6 +212,7 @@ NORMALISE_SQL = {
     ValueType.BOOLEAN: "raw.norm_boolean",
 }
 COPY_CHUNK = 1 << 20
+ALL_ROWS = sql.SQL("true")
 KEY_CELL_MAX = 200  # characters of a code, period or year cell (x 4 bytes x 3 columns < a btree entry's 2704)
 
 
@@ -221,32 +222,24 @@ class _NotStreamable(Exception):
 
 def _load(conn: psycopg.Connection, path: Path, kind: str, digest: str, run_id: str | None,
           archive: Path) -> FileResult:
-    """Stage the file's cells as text in a temp table, then normalise into raw.<kind> in one statement.
+    """Put the file's cells in raw.<kind>, normalised, in the caller's transaction.
 
-    A clean CSV body is streamed to COPY as it is (the machine's ceiling); Excel files and CSVs
-    COPY cannot take byte for byte (ragged rows, NUL, quoted line breaks) go row by row.
+    A clean CSV whose every column is a known one is COPYed straight into raw.<kind> and only its
+    rows that are not already canonical are rewritten (one write of each row: the machine's
+    ceiling). Other files are staged as text in a temp table and normalised into raw.<kind> in one
+    statement: Excel, CSVs COPY cannot take byte for byte (ragged rows, NUL, quoted line breaks)
+    and CSVs with extra columns.
     """
     spec = KIND_SPECS[kind]
     file_id = _insert_file(conn, path, kind, digest, run_id, "loaded")
     opened = open_table(path, kind)
     try:
         table = opened.table
-        sources = [sql.Identifier(f"s{i}") for i in range(table.width)]
-        conn.execute(sql.SQL(
-            "create temp table _landing (_seq bigint generated always as identity, _row_number integer, {}) "
-            "on commit drop").format(sql.SQL(", ").join(sql.SQL("{} text").format(c) for c in sources)))
-        streamed = table.csv_delimiter is not None and _stream_csv_body(conn, path, table, sources)
-        if not streamed:
-            with conn.cursor().copy(sql.SQL("copy _landing (_row_number, {}) from stdin").format(
-                    sql.SQL(", ").join(sources))) as copy:
-                for row_number, cells in table.rows:
-                    texts = [cell_text(c) for c in cells[: table.width]]
-                    copy.write_row([row_number, *texts, *[None] * (table.width - len(texts))])
+        rows = _copy_into_raw(conn, path, spec, table, file_id) if _direct(table) else None
+        if rows is None:
+            rows = _stage_and_normalise(conn, path, spec, table, file_id)
     finally:
         opened.close()
-    _check_key_lengths(conn, spec, table)
-    columns = [key for key in spec.keys if key in table.mapping.values()]
-    rows = conn.execute(_normalise_into_raw(spec, table, columns), (file_id, table.header_row + 1)).rowcount
     if rows == 0:
         raise FileRejected("empty", "the file has a header but no data rows (tệp chỉ có dòng tiêu đề)")
     width = 4 if spec.yearly else 7
@@ -267,17 +260,117 @@ def _load(conn: psycopg.Connection, path: Path, kind: str, digest: str, run_id: 
     return FileResult(file_id, str(path), kind, "loaded", rows, rows)
 
 
-def _check_key_lengths(conn: psycopg.Connection, spec: KindSpec, table: Table) -> None:
+def _stage_and_normalise(conn: psycopg.Connection, path: Path, spec: KindSpec, table: Table, file_id: int) -> int:
+    """The general path: cells as text into a temp table, then one normalising insert into raw.<kind>."""
+    sources = [sql.Identifier(f"s{i}") for i in range(table.width)]
+    conn.execute(sql.SQL(
+        "create temp table _landing (_seq bigint generated always as identity, _row_number integer, {}) "
+        "on commit drop").format(sql.SQL(", ").join(sql.SQL("{} text").format(c) for c in sources)))
+    streamed = table.csv_delimiter is not None and _stream_csv_body(conn, table, sql.SQL("_landing ({})").format(
+        sql.SQL(", ").join(sources)), path) is not None
+    if not streamed:
+        with conn.cursor().copy(sql.SQL("copy _landing (_row_number, {}) from stdin").format(
+                sql.SQL(", ").join(sources))) as copy:
+            for row_number, cells in table.rows:
+                texts = [cell_text(c) for c in cells[: table.width]]
+                copy.write_row([row_number, *texts, *[None] * (table.width - len(texts))])
+    index_of = {key: index for index, key in table.mapping.items()}
+    _check_key_lengths(conn, spec, table, sql.SQL("_landing"),
+                       sql.SQL("coalesce(_row_number, _seq - (select min(_seq) from _landing) + {})").format(
+                           sql.Literal(table.header_row + 1)),
+                       lambda key: sql.Identifier(f"s{index_of[key]}"), sql.SQL("_seq"))
+    columns = [key for key in spec.keys if key in table.mapping.values()]
+    return conn.execute(_normalise_into_raw(spec, table, columns), (file_id, table.header_row + 1)).rowcount
+
+
+def _direct(table: Table) -> bool:
+    """A CSV whose columns are all known ones, each once, can be COPYed into raw.<kind> as it is."""
+    return (table.csv_delimiter is not None and sorted(table.mapping) == list(range(table.width))
+            and len(set(table.mapping.values())) == table.width)
+
+
+def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: Table, file_id: int) -> int | None:
+    """COPY the CSV body into raw.<kind>, then normalise in place the rows that need it.
+
+    _file_id and _row_number come from the columns' defaults: a setting of this transaction and the
+    kind's row sequence, restarted at the first body line (loads of a kind are serialised on it).
+    Returns the rows loaded, or None when the general path must load the file (nothing was written).
+    """
+    kind = spec.name
+    conn.execute("select pg_advisory_xact_lock(hashtext('reform_etl.raw.' || %s))", (kind,))
+    conn.execute("select set_config('reform.file_id', %s, true)", (str(file_id),))
+    conn.execute("select setval(%s::regclass, %s, false)", (f"raw.{kind}__row_seq", table.header_row + 1))
+    columns = [table.mapping[i] for i in range(table.width)]
+    target = sql.SQL("raw.{} ({})").format(sql.Identifier(kind), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    copied = _stream_csv_body(conn, table, target, path)
+    if copied is None:
+        return None
+    _check_key_lengths(conn, spec, table, sql.SQL("raw.{}").format(sql.Identifier(kind)), sql.SQL("_row_number"),
+                       sql.Identifier, sql.SQL("_row_number"),
+                       where=sql.SQL("_file_id = {}").format(sql.Literal(file_id)))
+    return copied - _normalise_in_place(conn, spec, columns, file_id)
+
+
+def _normalise_in_place(conn: psycopg.Connection, spec: KindSpec, columns: list[str], file_id: int) -> int:
+    """Rewrite only the rows of the file with a value not in canonical form, and drop its blank rows
+    (returns how many).
+
+    One scan evaluates each column's normaliser; a canonical value passes its fast path unchanged,
+    so a clean export is read once and written once (by the COPY).
+    """
+    period = spec.period_column if spec.period_column in columns else None
+
+    def normalised(key: str) -> sql.Composable:
+        if key == "unit_code":
+            # Leading zeros depend on the row's period (district before 2025-07, commune after).
+            at = (sql.SQL("{}({})").format(sql.SQL(NORMALISE_SQL[spec.column(period).type]), sql.Identifier(period))
+                  if period else sql.NULL)
+            return sql.SQL("raw.norm_unit_code({}, {})").format(sql.Identifier(key), at)
+        return sql.SQL("{}({})").format(sql.SQL(NORMALISE_SQL[spec.column(key).type]), sql.Identifier(key))
+
+    def canonical(key: str) -> sql.Composable:
+        # The unit code's test takes the period as it is, so that the planner can inline it: when the
+        # period itself is not canonical, its own test selects the row anyway.
+        if key == "unit_code":
+            return sql.SQL("raw.norm_unit_code({}, {})").format(sql.Identifier(key),
+                                                                sql.Identifier(period) if period else sql.NULL)
+        return normalised(key)
+
+    idents = [sql.Identifier(k) for k in columns]
+    changed = sql.SQL(" or ").join(
+        sql.SQL("{} is distinct from {}").format(canonical(k), sql.Identifier(k)) for k in columns)
+    stored = conn.execute(sql.SQL(
+        "with fixed as ("
+        "  update raw.{table} set {assign} where _file_id = %s and (num_nonnulls({cols}) = 0 or {changed})"
+        "  returning _row_number, num_nonnulls({cols}) = 0 as is_blank"
+        ") select coalesce(array_agg(_row_number) filter (where is_blank), '{{}}') from fixed"
+    ).format(table=sql.Identifier(spec.name), cols=sql.SQL(", ").join(idents), changed=changed,
+             assign=sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), normalised(k)) for k in columns)),
+        (file_id,)).fetchone()[0]
+    blank: list[int] = stored
+    if blank:  # rows of blank cells are not data rows
+        conn.execute(sql.SQL("delete from raw.{} where _file_id = %s and _row_number = any(%s)").format(
+            sql.Identifier(spec.name)), (file_id, blank))
+    return len(blank)
+
+
+def _check_key_lengths(conn: psycopg.Connection, spec: KindSpec, table: Table, source: sql.Composable,
+                       row_number: sql.Composable, cell: Callable[[str], sql.Composable], order: sql.Composable,
+                       where: sql.Composable = ALL_ROWS) -> None:
     """Codes, periods and years are looked up through btree indexes, which cannot hold a value of
     thousands of characters: such a cell is no code, and the file is rejected with its place named
-    (instead of the insert failing and stopping the run)."""
-    index_of = {key: index for index, key in table.mapping.items()}
-    keys = [k for k in dict.fromkeys((*spec.key, "unit_code", spec.period_column)) if k in index_of]
-    lengths = [sql.SQL("coalesce(char_length({}), 0)").format(sql.Identifier(f"s{index_of[k]}")) for k in keys]
+    (instead of the insert failing and stopping the run).
+
+    `source` holds the staged cells (the file's rows: those `where` selects); `cell(key)` names a key's
+    cell in it and `row_number` a row's source row number."""
+    present = set(table.mapping.values())
+    keys = [k for k in dict.fromkeys((*spec.key, "unit_code", spec.period_column)) if k in present]
+    lengths = [sql.SQL("coalesce(char_length({}), 0)").format(cell(k)) for k in keys]
     found = conn.execute(sql.SQL(
-        "select coalesce(_row_number, _seq - (select min(_seq) from _landing) + %s), {lengths} from _landing "
-        "where greatest({lengths}) > %s order by _seq limit 1").format(lengths=sql.SQL(", ").join(lengths)),
-        (table.header_row + 1, KEY_CELL_MAX)).fetchone()
+        "select {row_number}, {lengths} from {source} where {where} and greatest({lengths}) > %s "
+        "order by {order} limit 1"
+    ).format(row_number=row_number, lengths=sql.SQL(", ").join(lengths), source=source, where=where,
+             order=order), (KEY_CELL_MAX,)).fetchone()
     if found:
         key, length = max(zip(keys, found[1:], strict=True), key=lambda item: item[1])
         raise FileRejected(
@@ -286,18 +379,22 @@ def _check_key_lengths(conn: psycopg.Connection, spec: KindSpec, table: Table) -
             f"{KEY_CELL_MAX} (giá trị mã/kỳ quá dài)")
 
 
-def _stream_csv_body(conn: psycopg.Connection, path: Path, table: Table, sources: list[sql.Identifier]) -> bool:
-    """COPY the bytes after the header straight into _landing; False when the row path must do it."""
+def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composable, path: Path) -> int | None:
+    """COPY the bytes after the header straight into `target` (a table and its column list).
+
+    Returns the rows COPYed, or None, with nothing written, when the body cannot go to COPY byte
+    for byte and the row path must load it.
+    """
     with path.open("rb") as handle:
         head = [handle.readline() for _ in range(table.header_row)]
         try:
             header = next(csv.reader([head[-1].decode("utf-8-sig")], delimiter=table.csv_delimiter or ","), [])
         except (UnicodeDecodeError, csv.Error, IndexError):
-            return False
+            return None
         if len(header) != table.width:
-            return False  # a quoted line break above the body: line numbers would not match
-        copy_sql = sql.SQL("copy _landing ({}) from stdin (format csv, delimiter {})").format(
-            sql.SQL(", ").join(sources), sql.Literal(table.csv_delimiter))
+            return None  # a quoted line break above the body: line numbers would not match
+        copy_sql = sql.SQL("copy {} from stdin (format csv, delimiter {})").format(
+            target, sql.Literal(table.csv_delimiter))
         try:
             with conn.transaction(), conn.cursor() as cur:
                 lines, last = 0, b"\n"
@@ -309,10 +406,10 @@ def _stream_csv_body(conn: psycopg.Connection, path: Path, table: Table, sources
                 lines += last != b"\n"
                 if cur.rowcount != lines:
                     raise _NotStreamable  # quoted line breaks: keep exact source row numbers
+                return cur.rowcount
         except (psycopg.errors.DataError, _NotStreamable):
             # Ragged rows, blank lines, NUL or invalid UTF-8: rolled back to the savepoint.
-            return False
-    return True
+            return None
 
 
 def _normalise_into_raw(spec: KindSpec, table: Table, columns: list[str]) -> sql.Composed:

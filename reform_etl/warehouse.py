@@ -55,18 +55,27 @@ def raw_table_ddl(kind: str) -> sql.Composed:
     """raw.<kind>: the cells as text, by file and source row.
 
     No foreign key to audit.submission_files: the loader writes the _file_id it registered in the same
-    transaction, and a per-row RI check was half the cost of loading a record-level file.
+    transaction, and a per-row RI check was half the cost of loading a record-level file. The lineage
+    columns' defaults let a clean CSV be COPYed in as it is: the file id is a setting of the loading
+    transaction (unset, an insert without it fails), the row number the kind's sequence, which the
+    loader restarts at each file's first body line.
     """
     spec = KIND_SPECS[kind]
     columns = [sql.SQL("{} text").format(sql.Identifier(key)) for key in spec.keys]
+    sequence = sql.Identifier(f"{kind}__row_seq")
     return sql.SQL(
         "create table if not exists raw.{table} ("
         "_file_id bigint not null, "
         "_row_number integer not null, {columns}, "
         "primary key (_file_id, _row_number)); "
-        "alter table raw.{table} drop constraint if exists {fkey}"
+        "alter table raw.{table} drop constraint if exists {fkey}; "
+        # cached: a file's numbers are drawn by one session, restarted (and the cache dropped) by setval
+        "create sequence if not exists raw.{sequence} as integer cache 1000; "
+        "alter table raw.{table} alter column _file_id set default current_setting('reform.file_id')::bigint, "
+        "alter column _row_number set default nextval({sequence_name}::regclass)"
     ).format(table=sql.Identifier(kind), columns=sql.SQL(", ").join(columns),
-             fkey=sql.Identifier(f"{kind}__file_id_fkey"))
+             fkey=sql.Identifier(f"{kind}__file_id_fkey"), sequence=sequence,
+             sequence_name=sql.Literal(f"raw.{kind}__row_seq"))
 
 
 def bootstrap(dsn_: str | None = None) -> None:
@@ -83,6 +92,7 @@ def bootstrap(dsn_: str | None = None) -> None:
         conn.execute(
             "grant select, insert, update, delete on all tables in schema raw, audit, quarantine to reform_loader;"
             "grant usage, select on all sequences in schema audit, quarantine to reform_loader;"
+            "grant usage, select, update on all sequences in schema raw to reform_loader;"
             "grant select on all tables in schema raw, audit, quarantine to reform_transformer;"
             "grant select on all tables in schema audit, quarantine to auditor;"
         )

@@ -59,7 +59,8 @@ def test_two_loaders_on_one_landing_folder_load_each_file_once(make_database, tm
 
 
 LOADING = ("select count(*) from pg_stat_activity where state = 'active' "
-           "and (query ilike 'copy _landing%%' or query ilike 'insert into raw.%%')")
+           "and (query ilike 'copy _landing%%' or query ilike 'copy raw.%%' or query ilike 'insert into raw.%%' "
+           "or query ilike 'with fixed as (%%update raw.%%')")
 
 
 def _wait_for_copy(dsn: str, process: subprocess.Popen, timeout: float = 60) -> None:

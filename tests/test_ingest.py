@@ -208,3 +208,46 @@ def test_every_loaded_file_is_archived_by_content(db, landing, tmp_path):
     archived = Path(db.execute("select archived_path from audit.submission_files where file_id = %s",
                                (result.file_id,)).fetchone()[0])
     assert archived.read_bytes() == path.read_bytes() and archived.is_relative_to(tmp_path / "archive")
+
+
+MESSY_DOSSIERS = [
+    ["Mã hồ sơ", "Mã đơn vị", "Mã lĩnh vực", "Mã TTHC", "Kênh nộp", "Ngày tiếp nhận", "Ngày hẹn trả",
+     "Ngày trả kết quả", "Trạng thái", "Hài lòng"],
+    ["H1", "227", "F01", "1.000001", "online", "2024-03-05T08:30:00", "2024-03-10T08:30:00", "", "processing", "true"],
+    [" H2 ", "22", "F01", "1.000001", "Trực tuyến", "05/03/2024", "10/03/2024 16:00", "2024-03-09T00:00:00",
+     "completed", "Có"],
+    ["H3", "1", "F01", "1.000001", "direct", "2025-08-01 09:15", "2025-08-05", "", "", ""],
+    ["H4", "h44.07", "F0\u0301", "\u00a01.000002", "postal", "2025-08-01T09:15:00", "2025-08-05T09:15:00",
+     "2025-08-04T10:00:00", "completed", "không"],
+    ["", "", "", "", "", "", "", "", "", ""],
+    ["  ", " ", "", "\t", "", "", "", "", "", ""],
+    ["H5", "25", "F01", "1.000001", "direct", "31/02/2024", "2024-1x-01", "", "processing", "false"],
+]
+
+
+def test_a_clean_csv_copied_straight_in_is_normalised_exactly_as_the_general_path_does(db, landing, monkeypatch):
+    """All-known columns go straight into raw.<kind> and are fixed in place; an extra column sends the same
+    rows through the temp-table path. Both must store the same cells, row numbers and counts."""
+    direct = write_csv(landing / "dossiers" / "direct.csv", MESSY_DOSSIERS)
+    staged = write_csv(landing / "dossiers" / "staged.csv", [[*row, "ghi chú"] for row in MESSY_DOSSIERS])
+    general, stage = [], ingest._stage_and_normalise
+    monkeypatch.setattr(ingest, "_stage_and_normalise",
+                        lambda conn, path, *args: general.append(path.name) or stage(conn, path, *args))
+    [a, b] = load(landing, direct, staged)
+    assert general == ["staged.csv"]
+    assert a.status == b.status == "loaded" and a.rows_total == b.rows_total == 5
+    rows_a, rows_b = raw_rows(db, "dossiers", a.file_id), raw_rows(db, "dossiers", b.file_id)
+    assert [r[1:] for r in rows_a] == [r[1:] for r in rows_b]
+    assert [r[1] for r in rows_a] == [2, 3, 4, 5, 8]  # source rows; the two blank rows are not data
+    assert rows_a[1][2:8] == ("H2", "022", "F01", "1.000001", "Trực tuyến", "2024-03-05")
+    assert rows_a[2][3] == "00001" and rows_a[3][3:5] == ("H44.07", unicodedata.normalize("NFC", "F0\u0301"))
+    partitions = "select unit_code, period, row_count from audit.submission_partitions where file_id = %s order by 1, 2"
+    assert db.execute(partitions, (a.file_id,)).fetchall() == db.execute(partitions, (b.file_id,)).fetchall()
+
+
+def test_the_row_sequence_restarts_for_every_file_and_a_rollback_leaves_no_gap(db, landing):
+    first = write_csv(landing / "dossiers" / "one.csv", MESSY_DOSSIERS[:3])
+    second = write_csv(landing / "dossiers" / "two.csv", [["x"], MESSY_DOSSIERS[0], *MESSY_DOSSIERS[3:5]])
+    [a, b] = load(landing, first, second)
+    assert [r[1] for r in raw_rows(db, "dossiers", a.file_id)] == [2, 3]
+    assert [r[1] for r in raw_rows(db, "dossiers", b.file_id)] == [3, 4]  # header on row 2
