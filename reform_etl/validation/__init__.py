@@ -173,14 +173,20 @@ def quarantine_sql(kind: str, file_id: int, run_id: str) -> str:
     copies each failing row, with every rule it failed and the observed values, to quarantine.<kind>.
 
     Each predicate is evaluated once per row (`offset 0` keeps the planner from inlining the flags
-    into both the filter and the JSON); the JSON is built for failing rows only.
+    into both the filter and the JSON); the JSON is built for failing rows only. A set of a column's
+    distinct values is computed once (a materialised CTE) for all the rules that test it.
     """
     spec = KIND_SPECS[kind]
     file_id = int(file_id)
     rows_src = f"(select * from raw.{kind} where _file_id = {file_id})"
     rules = [r for r in R.row_rules(kind) if r.severity is R.Severity.QUARANTINE_ROW]
-    flags = ", ".join(f"coalesce(({rule.predicate.replace('{rows}', rows_src)}), false) as _f{i}"
-                      for i, rule in enumerate(rules))
+    sets = list(dict.fromkeys(c for rule in rules for c in R.distinct_sets(rule.predicate)))
+    ctes = ", ".join(f"_distinct_{c} as materialized {R.distinct_values(c, rows_src)}" for c in sets)
+
+    def resolved(predicate: str) -> str:
+        return R.DISTINCT_SET.sub(lambda m: f"_distinct_{m.group(1)}", predicate).replace("{rows}", rows_src)
+
+    flags = ", ".join(f"coalesce(({resolved(rule.predicate)}), false) as _f{i}" for i, rule in enumerate(rules))
     failed = ", ".join(
         f"case when r._f{i} then jsonb_build_object('rule', {_lit(rule.name)}, 'severity', {_lit(str(rule.severity))}, "
         f"'message_vi', {_lit(rule.message_vi)}, 'message_en', {_lit(rule.message_en)}, "
@@ -190,7 +196,8 @@ def quarantine_sql(kind: str, file_id: int, run_id: str) -> str:
     cols = ", ".join(spec.keys)
     rcols = ", ".join(f"r.{c}" for c in spec.keys)
     return (
-        f"insert into quarantine.{kind} (_file_id, _row_number, {cols}, failed_rules, run_id) "
+        (f"with {ctes} " if ctes else "")
+        + f"insert into quarantine.{kind} (_file_id, _row_number, {cols}, failed_rules, run_id) "
         f"select r._file_id, r._row_number, {rcols}, to_jsonb(array_remove(array[{failed}], null)), {_lit(run_id)} "
         f"from (select r.*, {flags} from raw.{kind} r where r._file_id = {file_id} offset 0) r "
         f"where {any_failed}"

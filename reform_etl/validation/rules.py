@@ -22,6 +22,7 @@ aliasing its batch), bind-like colons and percent signs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -112,10 +113,30 @@ def granule(spec: KindSpec, alias: str = "r") -> str:
 
 
 def _bad_values(column: str, test: str) -> str:
-    """Row r's `column` is one of the file's distinct values of it for which `test` (on `d.v`) holds."""
-    # offset 0: the test must run on the distinct values, not be pushed below the distinct onto every row
-    return (f"r.{column} in (select d.v from (select distinct x.{column} as v from {{rows}} x offset 0) d "
-            f"where d.v is not null and ({test}))")
+    """Row r's `column` is one of the file's distinct values of it for which `test` (on `d.v`) holds.
+
+    `{distinct_<column>}` stands for the set of those values: the verdict computes each set once
+    for all the rules that test it (see distinct_sets); elsewhere it reads as `distinct_values`.
+    """
+    return f"r.{column} in (select d.v from {{distinct_{column}}} d where d.v is not null and ({test}))"
+
+
+DISTINCT_SET = re.compile(r"\{distinct_(\w+)\}")
+
+
+def distinct_values(column: str, rows: str = "{rows}") -> str:
+    # offset 0: a test on the values must run on the distinct values, not be pushed onto every row
+    return f"(select distinct x.{column} as v from {rows} x offset 0)"
+
+
+def distinct_sets(predicate: str) -> list[str]:
+    """The columns whose distinct-value sets a predicate tests."""
+    return DISTINCT_SET.findall(predicate)
+
+
+def spelled_out(predicate: str) -> str:
+    """The predicate with each distinct-value set written as its subquery of `{rows}`."""
+    return DISTINCT_SET.sub(lambda m: distinct_values(m.group(1)), predicate)
 
 
 def _json_obj(pairs: dict[str, str]) -> str:
