@@ -11,7 +11,9 @@ export PATH := $(BIN):$(PATH)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip uv
-	@$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]' \
+	@# --compile-bytecode: .pyc files are written at install time, so every process (Airflow, dbt, GX)
+	@# starts from bytecode even where PYTHONDONTWRITEBYTECODE is set (imports were half of a no-op night).
+	@$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev]' \
 		|| $(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
