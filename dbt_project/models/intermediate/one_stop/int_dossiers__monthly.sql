@@ -33,12 +33,17 @@
 -- the replaced version, plus the months a unit's horizon advances by; per unit, every month
 -- from its first to its last touched month is recomputed (usually the same set). It reads only
 -- the touched units' dossiers still open at their first touched month, by one index range scan
--- (unit_code, closed_on) per unit: the cost follows the new data and the open stock, never the
--- whole history. The query is shaped so that no plan can do otherwise (lateral index lookups
--- per unit, no join of records against CTEs), because the planner's estimates for a batch just
--- loaded are unreliable. delete+insert on (unit_code, period) replaces a partition's rows; every
--- touched partition emits its 'ALL' row (zeros if it became empty) so that a partition left
--- without records is emptied too.
+-- (unit_code, closed_on) per unit, and each unit's stored horizon by one backward index lookup
+-- (unit_code, period): the cost follows the new data and the open stock, never the whole
+-- history. The query is shaped so that no plan can do otherwise (lateral index lookups per unit,
+-- no join of records against CTEs), because the planner's estimates for a batch just loaded are
+-- unreliable. The lateral subqueries carry `offset 0` (or a limit): without one, Postgres pulls a
+-- plain lateral subquery up into an ordinary join and may merge-join the touched units against
+-- the whole (unit_code, closed_on) index, i.e. read every dossier of history (it did: 2 M index
+-- entries read for the 100 k wanted, with 2 M dossiers of history).
+-- delete+insert on (unit_code, period) replaces a partition's rows; every touched partition
+-- emits its 'ALL' row (zeros if it became empty) so that a partition left without records is
+-- emptied too.
 -- Backfill (backfill_from / backfill_to): the window is deleted and recomputed from all records.
 {% set counts = ['received_carried_over', 'received_online', 'received_direct', 'received_postal',
                   'resolved_early', 'resolved_on_time', 'resolved_late', 'pending_in_time', 'pending_overdue'] -%}
@@ -72,12 +77,17 @@ ranges as (
 
 ),
 
+-- each touched unit's latest stored month ('YYYY-MM' sorts as the month): one index lookup per unit
 stored_horizon as (
 
-    select unit_code, max(month_start) as horizon_month
-    from {{ this }}
-    where unit_code in (select unit_code from ranges)
-    group by unit_code
+    select range_units.unit_code, stored.month_start as horizon_month
+    from (select distinct unit_code from ranges) as range_units
+    cross join lateral (
+        select m.month_start from {{ this }} as m
+        where m.unit_code = range_units.unit_code
+        order by m.period desc
+        limit 1
+    ) as stored
 
 ),
 
@@ -169,6 +179,7 @@ active as (
         where d.unit_code = touched_units.unit_code
             and d.closed_on >= touched_units.first_month
             and d.received_on < touched_units.last_month + interval '1 month'
+        offset 0  -- keeps this a per-unit index range scan (see the header)
     ) as unit_dossiers
 
 ),
