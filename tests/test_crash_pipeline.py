@@ -5,9 +5,9 @@ uninterrupted run of the same files on a fresh database):
 
 1. ``kill -9`` of a ``reform-etl load`` process while it validates: struck when the run's other files
    are 'accepted' and the last one, the file with rows to quarantine, is still 'loaded' while the
-   validating connection holds uncommitted rows in audit.validation_results (GX has run on it, its
-   results and quarantine rows are not committed). Then ``reform-etl load`` again: the file the crash
-   left 'loaded' is validated by the next run.
+   validating connection holds uncommitted rows in audit.validation_results (its verdict, the
+   quarantine rows GX reads, is committed; GX has run on it; its results and counts are not).
+   Then ``reform-etl load`` again: the file the crash left 'loaded' is validated by the next run.
 2. ``kill -9`` of a ``dbt build`` process while it builds the marts: struck when the dimensions and at
    least one fact/report table exist but not all marts, and a statement on a marts relation is
    running. Then ``dbt build`` again (incremental facts that exist take their incremental path).
@@ -177,6 +177,8 @@ def _show(label: str, files: dict) -> None:
 VALIDATING = f"""
 select exists (select from audit.submission_files where status = 'accepted')
    and (select array_agg(file_name) from audit.submission_files where status = 'loaded') = array['{BAD_FILE}']
+   and exists (select from quarantine.dossier_stats q join audit.submission_files f on f.file_id = q._file_id
+               where f.file_name = '{BAD_FILE}')
    and exists (select from pg_locks l join pg_class c on c.oid = l.relation
                where c.relname = 'validation_results' and l.mode = 'RowExclusiveLock' and l.granted
                  and l.pid <> pg_backend_pid())
@@ -210,14 +212,14 @@ def test_kill_9_during_validation_then_rerun_equals_an_uninterrupted_run(loads):
     """Fault: SIGKILL to `reform-etl load` while GX validates a file (after another file was accepted).
 
     After the kill every file is loaded exactly once in raw, the validated file(s) are 'accepted' with
-    their quarantine rows, the one being validated is still 'loaded' with no results or quarantine rows
-    of its own (its transaction rolled back). The next `reform-etl load` loads nothing again, validates
-    what was left 'loaded', and every file's raw/quarantine counts, status and rows_loaded /
-    rows_quarantined / warnings equal those of the uninterrupted run.
+    their quarantine rows, the one being validated is still 'loaded' (never read by staging) with its
+    verdict and no results or counts (its last transaction rolled back). The next `reform-etl load`
+    loads nothing again, validates what was left 'loaded', and every file's raw/quarantine counts,
+    status and rows_loaded / rows_quarantined / warnings equal those of the uninterrupted run.
 
     Counts seen (raw / quarantine / status): uninterrupted 1040 + 78 + 2808 + 7 raw, 5 quarantined,
-    4 accepted, 2 warnings; after the kill 3933 raw, 0 quarantined, 3 accepted + the bad file 'loaded',
-    0 warnings (the cross-file checks never ran); after the re-run the uninterrupted figures exactly,
+    4 accepted, 2 warnings; after the kill 3933 raw, the bad file's 5 verdict rows, 3 accepted + the
+    bad file 'loaded', 0 warnings (the cross-file checks never ran); after the re-run the uninterrupted figures exactly,
     and the run-level warnings (12 rows of units missing for a period) too.
     """
     after_kill, after_rerun = loads["after_kill"], loads["after_rerun"]
@@ -229,8 +231,8 @@ def test_kill_9_during_validation_then_rerun_equals_an_uninterrupted_run(loads):
         assert row["raw"] == row["raw_distinct"] == expected[name]["raw"], name  # loading was complete
         if row["status"] == "accepted":
             assert row["quarantine"] == expected[name]["quarantine"], name
-        else:  # the file being validated: nothing of its validation was committed
-            assert row["quarantine"] == 0 and not row["rows_quarantined"], (name, row)
+        else:  # the file being validated: only its verdict was committed, none of its results or counts
+            assert row["quarantine"] == expected[name]["quarantine"] and not row["rows_quarantined"], (name, row)
     with psycopg.connect(loads["dsn"]) as conn:
         orphans = conn.execute(
             "select count(*) from audit.validation_results r join audit.submission_files f using (file_id) "

@@ -258,10 +258,10 @@ def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
             _analyze(dsn, f"raw.{kind}")
 
         shape = file_shape(row)
-        result = _run_suite(context, "submission_file", {"dataframe": pd.DataFrame([shape])}, run_id)
-        findings = _store_results(conn, run_id, file_id, kind, result, counts_rows=False)
-        failed = [f for f in findings.values() if not f["success"]]
-        if failed or row["status"] == "rejected":
+        shape_result = _run_suite(context, "submission_file", {"dataframe": pd.DataFrame([shape])}, run_id)
+        if row["status"] == "rejected" or not all(er.success for er in shape_result.results):
+            findings = _store_results(conn, run_id, file_id, kind, shape_result, counts_rows=False)
+            failed = [f for f in findings.values() if not f["success"]]
             first = failed[0] if failed else {"rule": "file_not_parsed", "message_vi": "", "message_en": ""}
             if row["status"] != "rejected":  # GX caught what the loader let through
                 conn.execute(
@@ -274,12 +274,15 @@ def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
             return {"file_id": file_id, "status": "rejected", "rows_quarantined": 0, "warnings": 0,
                     "reason": first["rule"]}
 
-        # The verdict first (committed: GX reads it on its own connection), then the kind's suite,
-        # one expectation per rule, over the file's batch and its verdict.
+        # The verdict first, committed alone (GX reads it on its own connection): a crash after it leaves
+        # the file 'loaded' (never read by staging) with no results, and its next validation redoes it.
+        # Then the kind's suite, one expectation per rule, over the file's batch and its verdict; every
+        # result of the file is committed with its final status, in one transaction.
         # Room for the per-file sets of distinct values to stay hashed (a plain subplan would rescan per row).
         conn.execute("set local work_mem = '256MB'")
         quarantined = conn.execute(quarantine_sql(kind, file_id, run_id)).rowcount
         conn.commit()
+        _store_results(conn, run_id, file_id, kind, shape_result, counts_rows=False)
         result = _run_suite(context, kind, {"file_id": file_id}, run_id)
         findings = _store_results(conn, run_id, file_id, kind, result)
         counts = verdict_counts(conn, kind, file_id)
