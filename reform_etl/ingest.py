@@ -319,27 +319,21 @@ def _normalise_in_place(conn: psycopg.Connection, spec: KindSpec, columns: list[
     so a clean export is read once and written once (by the COPY).
     """
     period = spec.period_column if spec.period_column in columns else None
+    period_cell = sql.Identifier(period) if period else sql.NULL
 
     def normalised(key: str) -> sql.Composable:
-        if key == "unit_code":
-            # Leading zeros depend on the row's period (district before 2025-07, commune after).
-            at = (sql.SQL("{}({})").format(sql.SQL(NORMALISE_SQL[spec.column(period).type]), sql.Identifier(period))
-                  if period else sql.NULL)
-            return sql.SQL("raw.norm_unit_code({}, {})").format(sql.Identifier(key), at)
-        return sql.SQL("{}({})").format(sql.SQL(NORMALISE_SQL[spec.column(key).type]), sql.Identifier(key))
+        return _normaliser(spec, key, sql.Identifier(key),
+                           _normaliser(spec, period, period_cell) if period else sql.NULL)
 
     def canonical(key: str) -> sql.Composable:
         # The unit code's test takes the period as it is, so that the planner can inline it: when the
         # period itself is not canonical, its own test selects the row anyway.
-        if key == "unit_code":
-            return sql.SQL("raw.norm_unit_code({}, {})").format(sql.Identifier(key),
-                                                                sql.Identifier(period) if period else sql.NULL)
-        return normalised(key)
+        return _normaliser(spec, key, sql.Identifier(key), period_cell)
 
     idents = [sql.Identifier(k) for k in columns]
     changed = sql.SQL(" or ").join(
         sql.SQL("{} is distinct from {}").format(canonical(k), sql.Identifier(k)) for k in columns)
-    stored = conn.execute(sql.SQL(
+    blank: list[int] = conn.execute(sql.SQL(
         "with fixed as ("
         "  update raw.{table} set {assign} where _file_id = %s and (num_nonnulls({cols}) = 0 or {changed})"
         "  returning _row_number, num_nonnulls({cols}) = 0 as is_blank"
@@ -347,7 +341,6 @@ def _normalise_in_place(conn: psycopg.Connection, spec: KindSpec, columns: list[
     ).format(table=sql.Identifier(spec.name), cols=sql.SQL(", ").join(idents), changed=changed,
              assign=sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), normalised(k)) for k in columns)),
         (file_id,)).fetchone()[0]
-    blank: list[int] = stored
     if blank:  # rows of blank cells are not data rows
         conn.execute(sql.SQL("delete from raw.{} where _file_id = %s and _row_number = any(%s)").format(
             sql.Identifier(spec.name)), (file_id, blank))
@@ -412,6 +405,14 @@ def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composa
             return None
 
 
+def _normaliser(spec: KindSpec, key: str, cell: sql.Composable, period: sql.Composable = sql.NULL) -> sql.Composable:
+    """The expression normalising a cell of column `key`. A unit code also takes its row's normalised
+    period: its leading zeros depend on it (district before 2025-07, commune after)."""
+    if key == "unit_code":
+        return sql.SQL("raw.norm_unit_code({}, {})").format(cell, period)
+    return sql.SQL("{}({})").format(sql.SQL(NORMALISE_SQL[spec.column(key).type]), cell)
+
+
 def _normalise_into_raw(spec: KindSpec, table: Table, columns: list[str]) -> sql.Composed:
     """insert ... select with each column normalised once (offset 0 keeps the inner query as it is)."""
     index_of = {key: index for index, key in table.mapping.items()}
@@ -422,13 +423,11 @@ def _normalise_into_raw(spec: KindSpec, table: Table, columns: list[str]) -> sql
     def inner(key: str) -> sql.Composable:
         if key == "unit_code":
             return sql.SQL("{} as {}").format(source(key), sql.Identifier(key))
-        function = sql.SQL(NORMALISE_SQL[spec.column(key).type])
-        return sql.SQL("{}({}) as {}").format(function, source(key), sql.Identifier(key))
+        return sql.SQL("{} as {}").format(_normaliser(spec, key, source(key)), sql.Identifier(key))
 
     def outer(key: str) -> sql.Composable:
-        if key == "unit_code":
-            # Leading zeros depend on the row's period (district before 2025-07, commune after).
-            return sql.SQL("raw.norm_unit_code(unit_code, {})").format(sql.Identifier(spec.period_column))
+        if key == "unit_code":  # with the period normalised by the inner query
+            return _normaliser(spec, key, sql.Identifier(key), sql.Identifier(spec.period_column))
         return sql.Identifier(key)
 
     return sql.SQL(
