@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from reform_etl.canonical_lines import KEY_CELL_MAX, LineScan, line_run_pattern
 from reform_etl.config import settings
 from reform_etl.kinds import KIND_SPECS, KindSpec, ValueType
 from reform_etl.parsing import cell_text
@@ -213,7 +214,7 @@ NORMALISE_SQL = {
 }
 COPY_CHUNK = 1 << 20
 ALL_ROWS = sql.SQL("true")
-KEY_CELL_MAX = 200  # characters of a code, period or year cell (x 4 bytes x 3 columns < a btree entry's 2704)
+LOOKUP_ROWS = 1000  # up to this many rows (or an eighth of the file) to normalise are looked up by number
 
 
 class _NotStreamable(Exception):
@@ -294,29 +295,43 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
 
     _file_id and _row_number come from the columns' defaults: a setting of this transaction and the
     kind's row sequence, restarted at the first body line (loads of a kind are serialised on it).
+    While the server parses the COPY, the client finds the lines already in canonical form
+    (canonical_lines); only the others are checked and normalised in SQL.
     Returns the rows loaded, or None when the general path must load the file (nothing was written).
     """
     kind = spec.name
     conn.execute("select pg_advisory_xact_lock(hashtext('reform_etl.raw.' || %s))", (kind,))
     conn.execute("select set_config('reform.file_id', %s, true)", (str(file_id),))
-    conn.execute("select setval(%s::regclass, %s, false)", (f"raw.{kind}__row_seq", table.header_row + 1))
+    first_row = table.header_row + 1
+    conn.execute("select setval(%s::regclass, %s, false)", (f"raw.{kind}__row_seq", first_row))
     columns = [table.mapping[i] for i in range(table.width)]
     target = sql.SQL("raw.{} ({})").format(sql.Identifier(kind), sql.SQL(", ").join(map(sql.Identifier, columns)))
-    copied = _stream_csv_body(conn, table, target, path)
+    scan = LineScan(line_run_pattern(spec, columns, table.csv_delimiter or ","))
+    copied = _stream_csv_body(conn, table, target, path, scan)
     if copied is None:
         return None
-    _check_key_lengths(conn, spec, table, sql.SQL("raw.{}").format(sql.Identifier(kind)), sql.SQL("_row_number"),
-                       sql.Identifier, sql.SQL("_row_number"),
+    unproven = [first_row + line for line in scan.finish()]
+    if not unproven:
+        return copied
+    # A few rows are looked up by key (a join: the planner has no statistics of the new rows yet);
+    # when many need it, one scan of the file is cheaper.
+    rows = unproven if len(unproven) <= max(LOOKUP_ROWS, copied // 8) else None
+    source = sql.SQL("raw.{}").format(sql.Identifier(kind))
+    if rows is not None:  # limit 1: a lookup per row, whatever the planner guesses of the unanalysed file
+        source = sql.SQL("unnest({rows}::integer[]) as u (n) cross join lateral "
+                         "(select * from {raw} r where r._file_id = {file} and r._row_number = u.n limit 1) r").format(
+            rows=sql.Literal(rows), raw=source, file=sql.Literal(file_id))
+    _check_key_lengths(conn, spec, table, source, sql.SQL("_row_number"), sql.Identifier, sql.SQL("_row_number"),
                        where=sql.SQL("_file_id = {}").format(sql.Literal(file_id)))
-    return copied - _normalise_in_place(conn, spec, columns, file_id)
+    return copied - _normalise_in_place(conn, spec, columns, file_id, rows)
 
 
-def _normalise_in_place(conn: psycopg.Connection, spec: KindSpec, columns: list[str], file_id: int) -> int:
-    """Rewrite only the rows of the file with a value not in canonical form, and drop its blank rows
-    (returns how many).
+def _normalise_in_place(conn: psycopg.Connection, spec: KindSpec, columns: list[str], file_id: int,
+                        rows: list[int] | None = None) -> int:
+    """Rewrite the rows of the file (all, or those numbered `rows`) with a value not in canonical form,
+    and drop its blank rows (returns how many).
 
-    One scan evaluates each column's normaliser; a canonical value passes its fast path unchanged,
-    so a clean export is read once and written once (by the COPY).
+    One scan evaluates each column's normaliser; a canonical value passes its fast path unchanged.
     """
     period = spec.period_column if spec.period_column in columns else None
     period_cell = sql.Identifier(period) if period else sql.NULL
@@ -333,12 +348,17 @@ def _normalise_in_place(conn: psycopg.Connection, spec: KindSpec, columns: list[
     idents = [sql.Identifier(k) for k in columns]
     changed = sql.SQL(" or ").join(
         sql.SQL("{} is distinct from {}").format(canonical(k), sql.Identifier(k)) for k in columns)
+    numbered = sql.SQL(" where")
+    if rows is not None:
+        numbered = sql.SQL(" from unnest({}::integer[]) as u (n) where _row_number = u.n and").format(
+            sql.Literal(rows))
     blank: list[int] = conn.execute(sql.SQL(
         "with fixed as ("
-        "  update raw.{table} set {assign} where _file_id = %s and (num_nonnulls({cols}) = 0 or {changed})"
+        "  update raw.{table} set {assign}{numbered} _file_id = %s and (num_nonnulls({cols}) = 0 or {changed})"
         "  returning _row_number, num_nonnulls({cols}) = 0 as is_blank"
         ") select coalesce(array_agg(_row_number) filter (where is_blank), '{{}}') from fixed"
     ).format(table=sql.Identifier(spec.name), cols=sql.SQL(", ").join(idents), changed=changed,
+             numbered=numbered,
              assign=sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), normalised(k)) for k in columns)),
         (file_id,)).fetchone()[0]
     if blank:  # rows of blank cells are not data rows
@@ -360,20 +380,23 @@ def _check_key_lengths(conn: psycopg.Connection, spec: KindSpec, table: Table, s
     keys = [k for k in dict.fromkeys((*spec.key, "unit_code", spec.period_column)) if k in present]
     lengths = [sql.SQL("coalesce(char_length({}), 0)").format(cell(k)) for k in keys]
     found = conn.execute(sql.SQL(
-        "select {row_number}, {lengths} from {source} where {where} and greatest({lengths}) > %s "
-        "order by {order} limit 1"
+        # offset 0: the few long cells are sorted, the limit must not walk the file in index order
+        "select * from (select {order} as _order, {row_number}, {lengths} from {source} "
+        "  where {where} and greatest({lengths}) > %s offset 0) long order by 1 limit 1"
     ).format(row_number=row_number, lengths=sql.SQL(", ").join(lengths), source=source, where=where,
              order=order), (KEY_CELL_MAX,)).fetchone()
     if found:
-        key, length = max(zip(keys, found[1:], strict=True), key=lambda item: item[1])
+        key, length = max(zip(keys, found[2:], strict=True), key=lambda item: item[1])
         raise FileRejected(
             "value_too_long",
-            f"row {found[0]}: the {key} cell is {length} characters long; a code, period or year has at most "
+            f"row {found[1]}: the {key} cell is {length} characters long; a code, period or year has at most "
             f"{KEY_CELL_MAX} (giá trị mã/kỳ quá dài)")
 
 
-def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composable, path: Path) -> int | None:
-    """COPY the bytes after the header straight into `target` (a table and its column list).
+def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composable, path: Path,
+                     scan: LineScan | None = None) -> int | None:
+    """COPY the bytes after the header straight into `target` (a table and its column list), feeding
+    each chunk to `scan` once it is sent (the client's work overlaps the server's).
 
     Returns the rows COPYed, or None, with nothing written, when the body cannot go to COPY byte
     for byte and the row path must load it.
@@ -396,6 +419,8 @@ def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composa
                         lines += chunk.count(b"\n")
                         last = chunk[-1:]
                         copy.write(chunk)
+                        if scan is not None:
+                            scan.feed(chunk)
                 lines += last != b"\n"
                 if cur.rowcount != lines:
                     raise _NotStreamable  # quoted line breaks: keep exact source row numbers

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import unicodedata
 from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
+from psycopg import sql
 
-from reform_etl import ingest
+from reform_etl import canonical_lines, ingest
+from reform_etl.kinds import KIND_SPECS, ValueType
 
 DOSSIER_VI = ["Mã đơn vị", "Kỳ báo cáo", "Mã lĩnh vực", "Kỳ trước chuyển qua", "Tiếp nhận trực tuyến",
               "Tiếp nhận trực tiếp", "Tiếp nhận qua BCCI", "Giải quyết trước hạn", "Giải quyết đúng hạn",
@@ -225,11 +228,16 @@ MESSY_DOSSIERS = [
 ]
 
 
-def test_a_clean_csv_copied_straight_in_is_normalised_exactly_as_the_general_path_does(db, landing, monkeypatch):
+@pytest.mark.parametrize("lookup_rows", [1000, 0], ids=["rows-looked-up", "file-scanned"])
+def test_a_clean_csv_copied_straight_in_is_normalised_exactly_as_the_general_path_does(db, landing, monkeypatch,
+                                                                                      lookup_rows):
     """All-known columns go straight into raw.<kind> and are fixed in place; an extra column sends the same
-    rows through the temp-table path. Both must store the same cells, row numbers and counts."""
-    direct = write_csv(landing / "dossiers" / "direct.csv", MESSY_DOSSIERS)
-    staged = write_csv(landing / "dossiers" / "staged.csv", [[*row, "ghi chú"] for row in MESSY_DOSSIERS])
+    rows through the temp-table path. Both must store the same cells, row numbers and counts, whether the
+    rows the line scan could not prove canonical are looked up by number or found by a scan of the file."""
+    monkeypatch.setattr(ingest, "LOOKUP_ROWS", lookup_rows)
+    bom = lookup_rows == 0  # other bytes than the first case's (the same bytes would load once)
+    direct = write_csv(landing / "dossiers" / "direct.csv", MESSY_DOSSIERS, bom=bom)
+    staged = write_csv(landing / "dossiers" / "staged.csv", [[*row, "ghi chú"] for row in MESSY_DOSSIERS], bom=bom)
     general, stage = [], ingest._stage_and_normalise
     monkeypatch.setattr(ingest, "_stage_and_normalise",
                         lambda conn, path, *args: general.append(path.name) or stage(conn, path, *args))
@@ -251,3 +259,73 @@ def test_the_row_sequence_restarts_for_every_file_and_a_rollback_leaves_no_gap(d
     [a, b] = load(landing, first, second)
     assert [r[1] for r in raw_rows(db, "dossiers", a.file_id)] == [2, 3]
     assert [r[1] for r in raw_rows(db, "dossiers", b.file_id)] == [3, 4]  # header on row 2
+
+
+# Cells by value type: canonical ones and near misses (spaces, case, zeros, separators, shapes, lengths).
+TRICKY = {
+    ValueType.TEXT: ["abc", "a b", " abc", "abc ", "a\tb", "Trực tuyến", "F0\u0301", "a,b", 'say "x"', "\u00a0x",
+                     "x" * 250],
+    ValueType.CODE: ["1.000001", "HT", "ht", " HT", "HT ", "2609000000001", "x" * 200, "x" * 201, "a b"],
+    ValueType.UNIT_CODE: ["04792", "4792", "123", "022", "H44.07", "h44.07", "H44.07.1.2.3.4", "A1", "04792 ",
+                          "0479", "047921", "H" + "4" * 41],
+    ValueType.COUNT: ["0", "00", "12", "1.000", "1,000", "-5", "+5", "1e3", "9" * 18, "9" * 19, "12.0"],
+    ValueType.DECIMAL: ["1.5", "1.50", "0.5", ".5", "5.", "2,5", "007", "0", "10", "-1.5", "1.0", "0.0",
+                        "1" * 18, "1" * 19, "1.2345678901234567"],
+    ValueType.YEAR: ["2021", "21", "2021.0", "Năm 2021", "02021"],
+    ValueType.PERIOD: ["2021-03", "2021-13", "2021-00", "2021-3", "03/2021", "2021-03-01"],
+    ValueType.DATE: ["2026-01-05", "2026-01-05T08:30:00", "2026-01-05T00:00:00", "2026-01-05 08:30", "05/01/2026",
+                     "2026-1x-01", "2026-01-05T08:30", "2026-01-05T08:30:00.5", "2026-02-30"],
+    ValueType.BOOLEAN: ["true", "false", "True", "1", "có", "FALSE"],
+}
+
+
+@pytest.mark.parametrize("kind", list(KIND_SPECS))
+def test_the_line_scan_proves_canonical_only_lines_the_normalisers_leave_unchanged(db, kind):
+    """Every line the client-side scan lets through unchecked must be one the SQL normalisers would not
+    change (and whose key cells fit a btree); a clean export must be let through."""
+    spec = KIND_SPECS[kind]
+    columns = spec.keys
+    clean = {key: TRICKY[spec.column(key).type][0] for key in columns}
+    blank = {key: "" for key in columns}
+    lines = [dict(clean), blank, {**blank, columns[-1]: clean[columns[-1]]}]
+    lines += [{**clean, key: value} for key in columns for value in TRICKY[spec.column(key).type]]
+    for delimiter in (",", ";", "\t"):
+        body = io.StringIO()
+        csv.writer(body, delimiter=delimiter, lineterminator="\r\n" if delimiter == ";" else "\n").writerows(
+            [line[key] for key in columns] for line in lines)
+        scan = canonical_lines.LineScan(canonical_lines.line_run_pattern(spec, columns, delimiter))
+        data = body.getvalue().encode()
+        for start in range(0, len(data), 97):  # chunks that cut lines and cells anywhere
+            scan.feed(data[start:start + 97])
+        unproven = set(scan.finish())
+        assert 0 not in unproven and 2 not in unproven  # the clean line, and a line with one cell
+        assert 1 in unproven  # a row of blank cells is dropped by the loader
+        period = spec.period_column
+        for number, line in enumerate(lines):
+            if number in unproven:
+                continue
+            cells = {key: sql.Literal(line[key] or None) for key in columns}
+            same = sql.SQL(", ").join(
+                sql.SQL("{} is not distinct from {}").format(
+                    ingest._normaliser(spec, key, cells[key], ingest._normaliser(spec, period, cells[period])),
+                    cells[key])
+                for key in columns)
+            unchanged = db.execute(sql.SQL("select {}").format(same)).fetchone()
+            assert all(unchanged), (delimiter, line, dict(zip(columns, unchanged, strict=True)))
+            for key in {*spec.key, "unit_code", period}:
+                assert len(line[key]) <= canonical_lines.KEY_CELL_MAX, (delimiter, key, line[key])
+        proven = [lines[n] for n in range(len(lines)) if n not in unproven]
+        assert len(proven) > len(columns), delimiter  # canonical variants of every type get through
+
+
+def test_the_line_scan_keeps_no_long_line_whole(monkeypatch):
+    """A line longer than LONG_LINE is noted unproven without being held: memory stays bounded."""
+    spec = KIND_SPECS["it_kpis"]
+    monkeypatch.setattr(canonical_lines.LineScan, "LONG_LINE", 64)
+    scan = canonical_lines.LineScan(canonical_lines.line_run_pattern(spec, spec.keys, ","))
+    clean = b"04792,2026-01,K1,1,2\n"
+    for chunk in (clean, b"04792,2026-01,K" + b"x" * 100, b"y" * 100, b"z" * 10 + b",1,2\n" + clean, clean[:7],
+                  clean[7:] + b"h4,2026-01,K1,1,2\n" + clean[:-1]):
+        scan.feed(chunk)
+        assert len(scan._tail) <= 64 + len(chunk)
+    assert scan.finish() == [1, 4]  # the long line and the lower-case unit; the last line has no line break

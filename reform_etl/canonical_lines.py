@@ -1,0 +1,109 @@
+"""Which lines of a CSV body are already in the loader's canonical form, found while COPY runs.
+
+A clean export COPYed straight into raw.<kind> needs no normalising write, but proving that in SQL
+is a scan evaluating ten normalisers per row: more than the COPY itself. The client has a core of
+its own while the server parses the COPY, so it proves it there instead: one regular expression per
+kind and column order matches runs of lines whose every cell each raw.norm_* function returns
+unchanged (and whose code, period and year cells fit a btree key). The loader then normalises, in
+SQL as before, only the lines the expression did not match.
+
+The expression is conservative: it accepts only plain ASCII cells in the exact form of each
+normaliser's fast path (003_normalise.sql), and leaves everything else to the database, so a line
+it accepts is one the SQL normaliser would not change, and a line it rejects merely gets checked.
+"""
+
+from __future__ import annotations
+
+import re
+
+from reform_etl.kinds import KindSpec, ValueType
+
+KEY_CELL_MAX = 200  # characters of a code, period or year cell (x 4 bytes x 3 columns < a btree entry's 2704)
+
+
+def _cells(delimiter: bytes) -> dict[str, bytes]:
+    """The canonical forms of a cell, by value type, given the CSV delimiter (never inside a plain cell)."""
+    d = re.escape(delimiter)
+    printable = rb'[^\x00-\x1f\x7f-\xff"' + d + rb"]"  # ASCII, no quote or delimiter: COPY takes it verbatim
+    visible = rb'[^\x00-\x20\x7f-\xff"' + d + rb"]"
+    text = rb"(?=" + visible + rb")" + printable + rb"++(?<! )"  # nothing for btrim to remove
+    return {
+        "text": text,
+        ValueType.TEXT: text,
+        ValueType.CODE: text,
+        "key_text": rb"(?=" + visible + rb")" + printable + rb"{1,%d}+(?<! )" % KEY_CELL_MAX,
+        # five-digit codes and upper-case electronic ids; a 3-digit district code depends on the period
+        ValueType.UNIT_CODE: rb"(?:\d{5}|[A-Z]\d{1,40}+(?:\.\d{1,40}+){0,3}+)",
+        ValueType.COUNT: rb"(?:0|[1-9]\d{0,17}+)",
+        # what trim_scale(v::numeric)::text returns: no leading zeros, no trailing fractional zeros
+        ValueType.DECIMAL: rb"(?=[0-9.]{1,18}+(?:" + d + rb"|\r?\n))(?:0|[1-9]\d*+)(?:\.\d*+(?<=[1-9]))?+",
+        ValueType.YEAR: rb"\d{4}",
+        ValueType.PERIOD: rb"\d{4}-(?:0[1-9]|1[0-2])",
+        ValueType.DATE: rb"\d{4}-\d\d-\d\d(?:T(?!00:00:00)\d\d:\d\d:\d\d)?+",
+        ValueType.BOOLEAN: rb"(?:true|false)",
+    }
+
+
+def line_run_pattern(spec: KindSpec, columns: list[str], delimiter: str) -> re.Pattern[bytes]:
+    """A run of whole canonical lines of a body whose columns are `columns`, in order.
+
+    An empty cell is NULL to COPY, which every normaliser keeps; a line of empty cells is not (the
+    loader drops blank rows), nor is a quoted cell (left to the database to read)."""
+    delim = delimiter.encode()
+    forms = _cells(delim)
+    keys = {*spec.key, "unit_code", spec.period_column}
+
+    def cell(key: str) -> bytes:
+        form = forms[spec.column(key).type]
+        if key in keys and form == forms["text"]:
+            form = forms["key_text"]  # a code looked up through a btree has a bounded length
+        return rb"(?:" + form + rb")?+"
+
+    line = re.escape(delim).join(cell(key) for key in columns)
+    return re.compile(rb"(?:(?!(?:" + re.escape(delim) + rb")*\r?\n)" + line + rb"\r?\n)*+")
+
+
+class LineScan:
+    """Fed the body in chunks as they go to COPY; `finish()` gives the 0-based body lines not proven canonical.
+
+    Memory is bounded: a line longer than LONG_LINE bytes is not kept whole, only noted as unproven."""
+
+    LONG_LINE = 1 << 20
+
+    def __init__(self, pattern: re.Pattern[bytes]) -> None:
+        self._run = pattern
+        self._tail = b""
+        self._line = 0  # body lines before the tail
+        self._skipping = False  # inside a long line, already noted
+        self.unproven: list[int] = []
+
+    def feed(self, chunk: bytes) -> None:
+        if self._skipping:
+            start = chunk.find(b"\n") + 1
+            if not start:
+                return
+            chunk, self._skipping, self._line = chunk[start:], False, self._line + 1
+        buffer = self._tail + chunk if self._tail else chunk
+        end = buffer.rfind(b"\n") + 1
+        self._scan(buffer, end)
+        self._tail = buffer[end:]
+        if len(self._tail) > self.LONG_LINE:
+            self.unproven.append(self._line)
+            self._tail, self._skipping = b"", True
+
+    def finish(self) -> list[int]:
+        if self._tail:  # a last line without its line break
+            self._scan(self._tail + b"\n", len(self._tail) + 1)
+            self._tail = b""
+        return self.unproven
+
+    def _scan(self, buffer: bytes, end: int) -> None:
+        pos = 0
+        while pos < end:
+            stop = self._run.match(buffer, pos, end).end()
+            self._line += buffer.count(b"\n", pos, stop)
+            if stop >= end:
+                break
+            self.unproven.append(self._line)
+            self._line += 1
+            pos = buffer.index(b"\n", stop) + 1
