@@ -282,6 +282,8 @@ ALLOWED = {
         "file_id": "int(file_id)",
         "flags": "catalog predicates", "failed": "catalog names, words (quoted by _lit) and observed SQL",
         "any_failed": "generated column names _f<n>",
+        "distinct": "catalog SQL: the distinct values of a KIND_SPECS column of the file (rows_src)",
+        "placeholders": "parameter placeholders (%s), one per column of a set: its values go as parameters",
     },
 }
 

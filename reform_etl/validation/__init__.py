@@ -168,25 +168,71 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def quarantine_sql(kind: str, file_id: int, run_id: str) -> str:
+def _file_rows(kind: str, file_id: int) -> str:
+    return f"(select * from raw.{kind} where _file_id = {int(file_id)})"
+
+
+def verdict_sets(conn: psycopg.Connection, kind: str, file_id: int) -> dict[str, list[list[str | None]]]:
+    """Each set of failing values the kind's rules read (Rule.sets), computed once for the file: its
+    columns, each as a list (usually empty).
+
+    Separate statements, so that Postgres may spread each over its parallel workers (it runs no part
+    of an INSERT in parallel). The settings are local to the caller's transaction."""
+    sets: dict[str, R.ValueSet] = {}
+    for rule in R.row_rules(kind):
+        for name, value_set in rule.sets.items():
+            if sets.setdefault(name, value_set) != value_set:
+                raise ValidationError(f"{kind}: two rules read set {name} with different queries")
+    by_column: dict[str, dict[str, str]] = {}
+    for name, value_set in sets.items():
+        if value_set.column:
+            by_column.setdefault(value_set.column, {})[name] = value_set.test
+    # Worth it for the group-bys of a large file: each worker hashes its share of the rows.
+    conn.execute("set local parallel_setup_cost = 100")
+    conn.execute("set local parallel_tuple_cost = 0.001")
+    rows_src = _file_rows(kind, file_id)
+    found: dict[str, list[list[str | None]]] = {}
+    for column, tests in by_column.items():  # one pass over a column's distinct values tests all its sets
+        flags = ", ".join(f"coalesce(({test}), false) as _f{i}" for i, test in enumerate(tests.values()))
+        any_failed = " or ".join(f"_f{i}" for i in range(len(tests)))
+        distinct = R.distinct_values(column).replace("{rows}", rows_src)
+        rows = conn.execute(
+            f"select * from (select d.v, {flags} from {distinct} d where d.v is not null) t where {any_failed}"
+        ).fetchall()
+        for i, name in enumerate(tests):
+            found[name] = [[row[0] for row in rows if row[1 + i]]]
+    for name, value_set in sets.items():
+        if not value_set.column:
+            cur = conn.execute(value_set.query.replace("{rows}", rows_src))
+            rows = cur.fetchall()
+            found[name] = [[row[i] for row in rows] for i in range(len(cur.description))]
+    return found
+
+
+def quarantine_sql(kind: str, file_id: int, run_id: str,
+                   sets: dict[str, list[list[str | None]]]) -> tuple[str, list[list[str | None]]]:
     """The verdict: one pass over the file's rows evaluates every quarantine rule of the catalog and
     copies each failing row, with every rule it failed and the observed values, to quarantine.<kind>.
 
     Each predicate is evaluated once per row (`offset 0` keeps the planner from inlining the flags
-    into both the filter and the JSON); the JSON is built for failing rows only. A set of a column's
-    distinct values is computed once (a materialised CTE) for all the rules that test it.
+    into both the filter and the JSON); the JSON is built for failing rows only. Each set a rule reads
+    comes computed (verdict_sets) and is passed as parameters: its values come from the file.
+    Returns the statement and its parameters.
     """
     spec = KIND_SPECS[kind]
     file_id = int(file_id)
-    rows_src = f"(select * from raw.{kind} where _file_id = {file_id})"
+    rows_src = _file_rows(kind, file_id)
     rules = [r for r in R.row_rules(kind) if r.severity is R.Severity.QUARANTINE_ROW]
-    sets = list(dict.fromkeys(c for rule in rules for c in R.distinct_sets(rule.predicate)))
-    ctes = ", ".join(f"_distinct_{c} as materialized {R.distinct_values(c, rows_src)}" for c in sets)
+    params: list[list[str | None]] = []
 
-    def resolved(predicate: str) -> str:
-        return R.DISTINCT_SET.sub(lambda m: f"_distinct_{m.group(1)}", predicate).replace("{rows}", rows_src)
+    def values(match) -> str:
+        columns = sets[match.group(1)]
+        params.extend(columns)
+        placeholders = ", ".join(["%s::text[]"] * len(columns))
+        return f"(select * from unnest({placeholders}))"
 
-    flags = ", ".join(f"coalesce(({resolved(rule.predicate)}), false) as _f{i}" for i, rule in enumerate(rules))
+    flags = ", ".join(f"coalesce(({R.SET.sub(values, rule.predicate).replace('{rows}', rows_src)}), false) as _f{i}"
+                      for i, rule in enumerate(rules))
     failed = ", ".join(
         f"case when r._f{i} then jsonb_build_object('rule', {_lit(rule.name)}, 'severity', {_lit(str(rule.severity))}, "
         f"'message_vi', {_lit(rule.message_vi)}, 'message_en', {_lit(rule.message_en)}, "
@@ -196,12 +242,11 @@ def quarantine_sql(kind: str, file_id: int, run_id: str) -> str:
     cols = ", ".join(spec.keys)
     rcols = ", ".join(f"r.{c}" for c in spec.keys)
     return (
-        (f"with {ctes} " if ctes else "")
-        + f"insert into quarantine.{kind} (_file_id, _row_number, {cols}, failed_rules, run_id) "
+        f"insert into quarantine.{kind} (_file_id, _row_number, {cols}, failed_rules, run_id) "
         f"select r._file_id, r._row_number, {rcols}, to_jsonb(array_remove(array[{failed}], null)), {_lit(run_id)} "
         f"from (select r.*, {flags} from raw.{kind} r where r._file_id = {file_id} offset 0) r "
         f"where {any_failed}"
-    )
+    ), params
 
 
 def verdict_counts(conn: psycopg.Connection, kind: str, file_id: int) -> dict[str, int]:
@@ -278,9 +323,10 @@ def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
         # the file 'loaded' (never read by staging) with no results, and its next validation redoes it.
         # Then the kind's suite, one expectation per rule, over the file's batch and its verdict; every
         # result of the file is committed with its final status, in one transaction.
-        # Room for the per-file sets of distinct values to stay hashed (a plain subplan would rescan per row).
+        # Room for the group-bys of a large file (distinct values, keys) to stay hashed in memory.
         conn.execute("set local work_mem = '256MB'")
-        quarantined = conn.execute(quarantine_sql(kind, file_id, run_id)).rowcount
+        statement, params = quarantine_sql(kind, file_id, run_id, verdict_sets(conn, kind, file_id))
+        quarantined = conn.execute(statement, params).rowcount
         conn.commit()
         _store_results(conn, run_id, file_id, kind, shape_result, counts_rows=False)
         result = _run_suite(context, kind, {"file_id": file_id}, run_id)

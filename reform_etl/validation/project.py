@@ -85,7 +85,7 @@ def suite_definitions() -> dict[str, list]:
     for kind in KIND_SPECS:
         suites[kind] = [
             gxe.UnexpectedRowsExpectation(unexpected_rows_query=row_rule_query(r, kind),
-                                          meta={**_meta(r, kind, kind), "predicate": R.spelled_out(r.predicate)},
+                                          meta={**_meta(r, kind, kind), "predicate": R.spelled_out(r)},
                                           description=f"{r.message_vi} / {r.message_en}")
             for r in R.row_rules(kind)
         ]

@@ -13,11 +13,13 @@ quarantine.<kind>, good rows load), `warn` (loads, flagged in the report).
 SQL conventions: the row under test is `r`; `{rows}` stands for the rows of the file under test
 (the raw table filtered to the file; GX substitutes its batch there in set-level queries).
 Raw cells are already trimmed, blanks null, by the loader. Checks that cost microseconds per
-value (dates, validity of a unit in a period) run once per distinct value of the file
-(`_bad_values`) and rows look their value up in the hashed result; code lookups are written
-`x in (select ...)` for the same reason. A record-level file of millions of rows holds a few
-thousand distinct units, days and codes. Queries avoid the word JOIN (GX would then stop
-aliasing its batch), bind-like colons and percent signs.
+value (dates, validity of a unit in a period) run once per distinct value of the file, and
+checks of the file as a whole (duplicate keys) once per file: a rule names such a set of failing
+values `{set_<name>}` and carries its query in `Rule.sets`; the verdict computes each set once,
+before its pass over the rows, and GX's copy of the predicate spells the query out
+(`spelled_out`). Code lookups are written `x in (select ...)` for the same reason. A record-level
+file of millions of rows holds a few thousand distinct units, days and codes. Queries avoid the
+word JOIN (GX would then stop aliasing its batch), bind-like colons and percent signs.
 """
 
 from __future__ import annotations
@@ -43,6 +45,16 @@ SEVERITY_WORDS = {
 
 
 @dataclass(frozen=True)
+class ValueSet:
+    """Values of the file a rule tests as a set: `query` (over {rows}) returns those that fail. A set of
+    one column's distinct values that fail `test` (of `d.v`) names the column: the verdict tests all the
+    sets of a column on one pass over its distinct values."""
+    query: str
+    column: str = ""
+    test: str = ""
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str
     severity: Severity
@@ -52,6 +64,7 @@ class Rule:
     observed: str = "null::jsonb"  # row rules: SQL jsonb of the values that made it fail
     query: str = ""  # set-level rules: a full query returning the failing rows/groups
     columns: tuple[str, ...] = field(default_factory=tuple)  # the columns a row rule is about
+    sets: dict[str, ValueSet] = field(default_factory=dict)  # row rules: `{set_<name>}` of the predicate
 
     @property
     def is_row_rule(self) -> bool:
@@ -112,31 +125,25 @@ def granule(spec: KindSpec, alias: str = "r") -> str:
     return f"{alias}.{spec.period_column}"
 
 
-def _bad_values(column: str, test: str) -> str:
-    """Row r's `column` is one of the file's distinct values of it for which `test` (on `d.v`) holds.
-
-    `{distinct_<column>}` stands for the set of those values: the verdict computes each set once
-    for all the rules that test it (see distinct_sets); elsewhere it reads as `distinct_values`.
-    """
-    return f"r.{column} in (select d.v from {{distinct_{column}}} d where d.v is not null and ({test}))"
+def distinct_values(column: str) -> str:
+    # offset 0: a test on the values runs on the distinct values, not pushed onto every row
+    return f"(select distinct x.{column} as v from {{rows}} x offset 0)"
 
 
-DISTINCT_SET = re.compile(r"\{distinct_(\w+)\}")
+def _bad_values(column: str, test: str, name: str) -> tuple[str, dict[str, ValueSet]]:
+    """Row r's `column` is one of the file's distinct values of it for which `test` (on `d.v`) holds:
+    the predicate, and the set `set_<column>_<name>` it reads (see Rule.sets)."""
+    key = f"set_{column}_{name}"
+    query = f"select d.v from {distinct_values(column)} d where d.v is not null and ({test})"
+    return f"r.{column} in {{{key}}}", {key: ValueSet(query, column, test)}
 
 
-def distinct_values(column: str, rows: str = "{rows}") -> str:
-    # offset 0: a test on the values must run on the distinct values, not be pushed onto every row
-    return f"(select distinct x.{column} as v from {rows} x offset 0)"
+SET = re.compile(r"\{(set_\w+)\}")
 
 
-def distinct_sets(predicate: str) -> list[str]:
-    """The columns whose distinct-value sets a predicate tests."""
-    return DISTINCT_SET.findall(predicate)
-
-
-def spelled_out(predicate: str) -> str:
-    """The predicate with each distinct-value set written as its subquery of `{rows}`."""
-    return DISTINCT_SET.sub(lambda m: distinct_values(m.group(1)), predicate)
+def spelled_out(rule: Rule) -> str:
+    """The rule's predicate with each of its sets written as its subquery of `{rows}`."""
+    return SET.sub(lambda m: f"({rule.sets[m.group(1)].query})", rule.predicate)
 
 
 def _json_obj(pairs: dict[str, str]) -> str:
@@ -163,15 +170,16 @@ def _common_rules(spec: KindSpec) -> list[Rule]:
     period_word_vi = "Năm" if spec.yearly else "Ngày tiếp nhận" if pc == "received_at" else "Kỳ báo cáo"
     period_word_en = "year" if spec.yearly else "received date" if pc == "received_at" else "period"
     what = "year" if spec.yearly else "date" if pc == "received_at" else "month"
-    bad_period = _bad_values(pc, f"{start_of(spec, 'd.v')} is null")
+    bad_period, bad_period_set = _bad_values(pc, f"{start_of(spec, 'd.v')} is null", "invalid")
+    future, future_set = _bad_values(pc, f"{start_of(spec, 'd.v')} > {TODAY}", "future")
     # (unit, period) pairs of the file where the unit did not exist: checked once per distinct pair
-    not_valid = (
-        f"(r.unit_code, {granule(spec)}) in (select d.u, d.g from (select distinct x.unit_code as u, "
+    not_valid_set = {"set_unit_not_valid": ValueSet(
+        f"select d.u, d.g from (select distinct x.unit_code as u, "
         f"{granule(spec, 'x')} as g from {{rows}} x offset 0) d where {start_of(spec, 'd.g')} is not null "
         f"and d.u in (select k.unit_code from audit.ref_units k) and not exists (select 1 from audit.ref_units u "
         f"where u.unit_code = d.u and u.valid_from < {end_of(spec, 'd.g')} "
-        f"and (u.valid_to is null or u.valid_to > {start_of(spec, 'd.g')})))"
-    )
+        f"and (u.valid_to is null or u.valid_to > {start_of(spec, 'd.g')}))")}
+    not_valid = f"(r.unit_code, {granule(spec)}) in {{set_unit_not_valid}}"
     return [
         Rule(
             "unit_code_unknown", Severity.QUARANTINE_ROW,
@@ -185,21 +193,21 @@ def _common_rules(spec: KindSpec) -> list[Rule]:
             f"Đơn vị không còn (hoặc chưa) tồn tại trong {period_word_vi.lower()} của dòng",
             f"Unit does not exist in the row's {period_word_en} (abolished or not yet created)",
             predicate=f"{not_valid} and not coalesce({bad_period}, false)",
-            observed=_raw_obs("unit_code", pc), columns=("unit_code", pc),
+            observed=_raw_obs("unit_code", pc), columns=("unit_code", pc), sets={**not_valid_set, **bad_period_set},
         ),
         Rule(
             "period_invalid", Severity.QUARANTINE_ROW,
             f"{period_word_vi} trống hoặc không đúng định dạng",
             f"The {period_word_en} is blank or not a valid {what}",
             predicate=f"r.{pc} is null or {bad_period}",
-            observed=_raw_obs(pc), columns=(pc,),
+            observed=_raw_obs(pc), columns=(pc,), sets=bad_period_set,
         ),
         Rule(
             "period_in_future", Severity.QUARANTINE_ROW,
             f"{period_word_vi} ở tương lai",
             f"The {period_word_en} is in the future",
-            predicate=_bad_values(pc, f"{start_of(spec, 'd.v')} > {TODAY}"),
-            observed=_raw_obs(pc), columns=(pc,),
+            predicate=future,
+            observed=_raw_obs(pc), columns=(pc,), sets=future_set,
         ),
     ]
 
@@ -246,9 +254,10 @@ def _duplicate_rule(spec: KindSpec) -> Rule:
         "duplicate_key_in_file", Severity.QUARANTINE_ROW,
         f"Trùng khóa ({keys}) trong cùng một tệp: mọi dòng trùng đều bị cách ly",
         f"Duplicate key ({keys}) inside one file: every row of the duplicate group is quarantined",
-        predicate=(f"{_key_expr(spec, 'r')} in (select {inner} from (select * from {{rows}}) d "
-                   f"group by {group} having count(*) > 1)"),
+        predicate=f"{_key_expr(spec, 'r')} in {{set_duplicate_keys}}",
         observed=_raw_obs(*spec.key), columns=spec.key,
+        sets={"set_duplicate_keys": ValueSet(f"select {inner} from (select * from {{rows}}) d group by {group} "
+                                             "having count(*) > 1")},
     )
 
 
@@ -339,7 +348,7 @@ CHANNELS = ("online", "direct", "postal", "truc tuyen", "trực tuyến", "trự
 
 def _dossier_rules(spec: KindSpec) -> list[Rule]:
     channel_list = ", ".join(f"'{c}'" for c in CHANNELS)
-    date_bad = " or ".join(_bad_values(c, "audit.try_date(d.v) is null") for c in ("due_at", "completed_at"))
+    date_bad = [_bad_values(c, "audit.try_date(d.v) is null", "invalid") for c in ("due_at", "completed_at")]
     return [
         _code_rule("field_code_unknown", "field_code", "ref_fields",
                    "Mã lĩnh vực không có trong danh mục", "Field code is not in the field catalog", required=True),
@@ -354,8 +363,9 @@ def _dossier_rules(spec: KindSpec) -> list[Rule]:
             "date_invalid", Severity.QUARANTINE_ROW,
             "Ngày hẹn trả hoặc ngày trả kết quả không phải là ngày hợp lệ",
             "Due date or completion date is not a valid date",
-            predicate=date_bad,
+            predicate=" or ".join(predicate for predicate, _ in date_bad),
             observed=_raw_obs("due_at", "completed_at"), columns=("due_at", "completed_at"),
+            sets={key: query for _, sets in date_bad for key, query in sets.items()},
         ),
     ]
 
