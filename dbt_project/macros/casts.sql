@@ -36,3 +36,11 @@
 {% macro surrogate_key(columns) -%}
     md5({%- for c in columns %}coalesce(cast({{ c }} as text), '∅'){% if not loop.last %} || '|' || {% endif %}{%- endfor %})
 {%- endmacro %}
+
+{#- The II.06a rates of a throughput row, defined once for the self-reported and the record-derived
+    marts; `received_new` is what was received in the month (without the carried-over dossiers). -#}
+{% macro throughput_rates(rel, received_new) -%}
+    {{ pct(rel ~ '.resolved_early + ' ~ rel ~ '.resolved_on_time', rel ~ '.resolved_total') }} as on_time_rate,
+        {{ pct(rel ~ '.received_online', received_new) }} as online_rate,
+        {{ pct(rel ~ '.received_postal', received_new) }} as postal_rate
+{%- endmacro %}

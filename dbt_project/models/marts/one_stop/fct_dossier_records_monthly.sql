@@ -79,9 +79,7 @@ final as (
         ranked.received_total,
         ranked.resolved_total,
         ranked.pending_total,
-        {{ pct('ranked.resolved_early + ranked.resolved_on_time', 'ranked.resolved_total') }} as on_time_rate,
-        {{ pct('ranked.received_online', 'ranked.received_total - ranked.received_carried_over') }} as online_rate,
-        {{ pct('ranked.received_postal', 'ranked.received_total - ranked.received_carried_over') }} as postal_rate,
+        {{ throughput_rates('ranked', 'ranked.received_total - ranked.received_carried_over') }},
         ranked.batch_loaded_at,
         ranked.dbt_updated_at
     from ranked

@@ -61,9 +61,7 @@ final as (
         totals.received_total,
         totals.resolved_total,
         totals.pending_total,
-        {{ pct('totals.resolved_early + totals.resolved_on_time', 'totals.resolved_total') }} as on_time_rate,
-        {{ pct('totals.received_online', 'totals.received_new') }} as online_rate,
-        {{ pct('totals.received_postal', 'totals.received_new') }} as postal_rate,
+        {{ throughput_rates('totals', 'totals.received_new') }},
         totals.file_id,
         totals.file_row_number,
         totals.loaded_at
