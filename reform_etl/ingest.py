@@ -27,7 +27,7 @@ from reform_etl.config import settings
 from reform_etl.kinds import KIND_SPECS, KindSpec, ValueType
 from reform_etl.parsing import cell_text
 from reform_etl.readers import FileRejected, Table, open_table
-from reform_etl.warehouse import connect
+from reform_etl.warehouse import attach_file_table, connect, file_table, file_table_ddl
 from reform_etl.warehouse import dsn as warehouse_dsn
 
 SKIPPED_PREFIXES = (".", "~$")  # hidden files, Excel lock files
@@ -229,29 +229,38 @@ def _load(conn: psycopg.Connection, path: Path, kind: str, digest: str, run_id: 
     rows that are not already canonical are rewritten (one write of each row: the machine's
     ceiling). Other files are staged as text in a temp table and normalised into raw.<kind> in one
     statement: Excel, CSVs COPY cannot take byte for byte (ragged rows, NUL, quoted line breaks)
-    and CSVs with extra columns.
+    and CSVs with extra columns. A kind held by file gets a new table for the file's rows, attached
+    as raw.<kind>'s partition once they are in.
     """
     spec = KIND_SPECS[kind]
     file_id = _insert_file(conn, path, kind, digest, run_id, "loaded")
+    target = file_table(kind, file_id) if spec.by_file else sql.Identifier("raw", kind)
     opened = open_table(path, kind)
     try:
         table = opened.table
-        rows = _copy_into_raw(conn, path, spec, table, file_id) if _direct(table) else None
+        rows = _copy_into_raw(conn, path, spec, table, file_id, target) if _direct(table) else None
         if rows is None:
-            rows = _stage_and_normalise(conn, path, spec, table, file_id)
+            if spec.by_file:
+                conn.execute(file_table_ddl(kind, file_id))
+            rows = _stage_and_normalise(conn, path, spec, table, file_id, target)
     finally:
         opened.close()
     if rows == 0:
         raise FileRejected("empty", "the file has a header but no data rows (tệp chỉ có dòng tiêu đề)")
     width = 4 if spec.yearly else 7
+    # Counted by a SELECT, which Postgres may spread over its parallel workers (an INSERT runs alone).
+    conn.execute("set local parallel_setup_cost = 100")
+    partitions = conn.execute(
+        sql.SQL("select coalesce(unit_code, ''), coalesce(left({period}, %s), ''), count(*) "
+                "from {target} where _file_id = %s group by 1, 2").format(
+            period=sql.Identifier(spec.period_column), target=target),
+        (width, file_id)).fetchall()
     conn.execute(
-        sql.SQL(
-            "insert into audit.submission_partitions (file_id, kind, unit_code, period, row_count) "
-            "select _file_id, %s, coalesce(unit_code, ''), coalesce(left({period}, %s), ''), count(*) "
-            "from raw.{table} where _file_id = %s group by 1, 2, 3, 4"
-        ).format(period=sql.Identifier(spec.period_column), table=sql.Identifier(kind)),
-        (kind, width, file_id),
-    )
+        "insert into audit.submission_partitions (file_id, kind, unit_code, period, row_count) "
+        "select %s, %s, * from unnest(%s::text[], %s::text[], %s::bigint[])",
+        (file_id, kind, *(list(column) for column in zip(*partitions, strict=True))))
+    if spec.by_file:
+        conn.execute(attach_file_table(kind, file_id))
     archived = _archive(path, digest, archive)
     conn.execute(
         "update audit.submission_files set rows_total = %s, rows_loaded = %s, sheet_name = %s, header_row = %s, "
@@ -261,8 +270,10 @@ def _load(conn: psycopg.Connection, path: Path, kind: str, digest: str, run_id: 
     return FileResult(file_id, str(path), kind, "loaded", rows, rows)
 
 
-def _stage_and_normalise(conn: psycopg.Connection, path: Path, spec: KindSpec, table: Table, file_id: int) -> int:
-    """The general path: cells as text into a temp table, then one normalising insert into raw.<kind>."""
+def _stage_and_normalise(conn: psycopg.Connection, path: Path, spec: KindSpec, table: Table, file_id: int,
+                         target: sql.Identifier) -> int:
+    """The general path: cells as text into a temp table, then one normalising insert into `target`
+    (raw.<kind>, or the file's table)."""
     sources = [sql.Identifier(f"s{i}") for i in range(table.width)]
     conn.execute(sql.SQL(
         "create temp table _landing (_seq bigint generated always as identity, _row_number integer, {}) "
@@ -281,7 +292,7 @@ def _stage_and_normalise(conn: psycopg.Connection, path: Path, spec: KindSpec, t
                            sql.Literal(table.header_row + 1)),
                        lambda key: sql.Identifier(f"s{index_of[key]}"), sql.SQL("_seq"))
     columns = [key for key in spec.keys if key in table.mapping.values()]
-    return conn.execute(_normalise_into_raw(spec, table, columns), (file_id, table.header_row + 1)).rowcount
+    return conn.execute(_normalise_into_raw(spec, table, columns, target), (file_id, table.header_row + 1)).rowcount
 
 
 def _direct(table: Table) -> bool:
@@ -290,11 +301,15 @@ def _direct(table: Table) -> bool:
             and len(set(table.mapping.values())) == table.width)
 
 
-def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: Table, file_id: int) -> int | None:
-    """COPY the CSV body into raw.<kind>, then normalise in place the rows that need it.
+def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: Table, file_id: int,
+                   target: sql.Identifier) -> int | None:
+    """COPY the CSV body into `target` (raw.<kind>, or the file's table), then normalise in place the
+    rows that need it.
 
-    _file_id and _row_number come from the columns' defaults: a setting of this transaction and the
-    kind's row sequence, restarted at the first body line (loads of a kind are serialised on it).
+    _file_id and _row_number come from the columns' defaults: a setting of this transaction (or the
+    file table's constant) and the kind's row sequence, restarted at the first body line (loads of a
+    kind are serialised on it). The file's table is created in the COPY's own savepoint, so that the
+    COPY may FREEZE its rows: later scans find them all-visible, with no hint bits to set.
     While the server parses the COPY, the client finds the lines already in canonical form
     (canonical_lines); only the others are checked and normalised in SQL.
     Returns the rows loaded, or None when the general path must load the file (nothing was written).
@@ -305,29 +320,32 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
     first_row = table.header_row + 1
     conn.execute("select setval(%s::regclass, %s, false)", (f"raw.{kind}__row_seq", first_row))
     columns = [table.mapping[i] for i in range(table.width)]
-    target = sql.SQL("raw.{} ({})").format(sql.Identifier(kind), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    into = sql.SQL("{} ({})").format(target, sql.SQL(", ").join(map(sql.Identifier, columns)))
     scan = LineScan(line_run_pattern(spec, columns, table.csv_delimiter or ","))
-    copied = _stream_csv_body(conn, table, target, path, scan)
+    create = file_table_ddl(kind, file_id) if spec.by_file else None
+    copied = _stream_csv_body(conn, table, into, path, scan, create)
     if copied is None:
         return None
     unproven = [first_row + line for line in scan.finish()]
     if not unproven:
         return copied
-    # A few rows are looked up by key (a join: the planner has no statistics of the new rows yet);
-    # when many need it, one scan of the file is cheaper.
+    # A few rows are looked up by number; when many need it, one scan of the file is cheaper.
     rows = unproven if len(unproven) <= max(LOOKUP_ROWS, copied // 8) else None
-    source = sql.SQL("raw.{}").format(sql.Identifier(kind))
-    if rows is not None:  # limit 1: a lookup per row, whatever the planner guesses of the unanalysed file
+    source: sql.Composable = target
+    where = sql.SQL("_file_id = {}").format(sql.Literal(file_id))
+    if rows is not None and spec.by_file:  # the file's own table: one scan, its numbers hashed
+        where = sql.SQL("{} and _row_number = any({}::integer[])").format(where, sql.Literal(rows))
+    elif rows is not None:  # limit 1: a lookup per row, whatever the planner guesses of the unanalysed file
         source = sql.SQL("unnest({rows}::integer[]) as u (n) cross join lateral "
                          "(select * from {raw} r where r._file_id = {file} and r._row_number = u.n limit 1) r").format(
-            rows=sql.Literal(rows), raw=source, file=sql.Literal(file_id))
+            rows=sql.Literal(rows), raw=target, file=sql.Literal(file_id))
     _check_key_lengths(conn, spec, table, source, sql.SQL("_row_number"), sql.Identifier, sql.SQL("_row_number"),
-                       where=sql.SQL("_file_id = {}").format(sql.Literal(file_id)))
-    return copied - _normalise_in_place(conn, spec, columns, file_id, rows)
+                       where=where)
+    return copied - _normalise_in_place(conn, spec, columns, file_id, target, rows)
 
 
 def _normalise_in_place(conn: psycopg.Connection, spec: KindSpec, columns: list[str], file_id: int,
-                        rows: list[int] | None = None) -> int:
+                        target: sql.Identifier, rows: list[int] | None = None) -> int:
     """Rewrite the rows of the file (all, or those numbered `rows`) with a value not in canonical form,
     and drop its blank rows (returns how many).
 
@@ -349,21 +367,23 @@ def _normalise_in_place(conn: psycopg.Connection, spec: KindSpec, columns: list[
     changed = sql.SQL(" or ").join(
         sql.SQL("{} is distinct from {}").format(canonical(k), sql.Identifier(k)) for k in columns)
     numbered = sql.SQL(" where")
-    if rows is not None:
+    if rows is not None and spec.by_file:  # no index: one scan of the file's table
+        numbered = sql.SQL(" where _row_number = any({}::integer[]) and").format(sql.Literal(rows))
+    elif rows is not None:
         numbered = sql.SQL(" from unnest({}::integer[]) as u (n) where _row_number = u.n and").format(
             sql.Literal(rows))
     blank: list[int] = conn.execute(sql.SQL(
         "with fixed as ("
-        "  update raw.{table} set {assign}{numbered} _file_id = %s and (num_nonnulls({cols}) = 0 or {changed})"
+        "  update {table} set {assign}{numbered} _file_id = %s and (num_nonnulls({cols}) = 0 or {changed})"
         "  returning _row_number, num_nonnulls({cols}) = 0 as is_blank"
         ") select coalesce(array_agg(_row_number) filter (where is_blank), '{{}}') from fixed"
-    ).format(table=sql.Identifier(spec.name), cols=sql.SQL(", ").join(idents), changed=changed,
+    ).format(table=target, cols=sql.SQL(", ").join(idents), changed=changed,
              numbered=numbered,
              assign=sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), normalised(k)) for k in columns)),
         (file_id,)).fetchone()[0]
     if blank:  # rows of blank cells are not data rows
-        conn.execute(sql.SQL("delete from raw.{} where _file_id = %s and _row_number = any(%s)").format(
-            sql.Identifier(spec.name)), (file_id, blank))
+        conn.execute(sql.SQL("delete from {} where _file_id = %s and _row_number = any(%s)").format(target),
+                     (file_id, blank))
     return len(blank)
 
 
@@ -394,9 +414,10 @@ def _check_key_lengths(conn: psycopg.Connection, spec: KindSpec, table: Table, s
 
 
 def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composable, path: Path,
-                     scan: LineScan | None = None) -> int | None:
+                     scan: LineScan | None = None, create: sql.Composable | None = None) -> int | None:
     """COPY the bytes after the header straight into `target` (a table and its column list), feeding
-    each chunk to `scan` once it is sent (the client's work overlaps the server's).
+    each chunk to `scan` once it is sent (the client's work overlaps the server's). `create`, if
+    given, makes the table in the COPY's savepoint, and the COPY freezes its rows.
 
     Returns the rows COPYed, or None, with nothing written, when the body cannot go to COPY byte
     for byte and the row path must load it.
@@ -409,10 +430,12 @@ def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composa
             return None
         if len(header) != table.width:
             return None  # a quoted line break above the body: line numbers would not match
-        copy_sql = sql.SQL("copy {} from stdin (format csv, delimiter {})").format(
-            target, sql.Literal(table.csv_delimiter))
+        copy_sql = sql.SQL("copy {} from stdin (format csv, delimiter {}{})").format(
+            target, sql.Literal(table.csv_delimiter), sql.SQL(", freeze") if create else sql.SQL(""))
         try:
             with conn.transaction(), conn.cursor() as cur:
+                if create is not None:
+                    cur.execute(create)
                 lines, last = 0, b"\n"
                 with cur.copy(copy_sql) as copy:
                     while chunk := handle.read(COPY_CHUNK):
@@ -438,7 +461,7 @@ def _normaliser(spec: KindSpec, key: str, cell: sql.Composable, period: sql.Comp
     return sql.SQL("{}({})").format(sql.SQL(NORMALISE_SQL[spec.column(key).type]), cell)
 
 
-def _normalise_into_raw(spec: KindSpec, table: Table, columns: list[str]) -> sql.Composed:
+def _normalise_into_raw(spec: KindSpec, table: Table, columns: list[str], target: sql.Identifier) -> sql.Composed:
     """insert ... select with each column normalised once (offset 0 keeps the inner query as it is)."""
     index_of = {key: index for index, key in table.mapping.items()}
 
@@ -456,13 +479,13 @@ def _normalise_into_raw(spec: KindSpec, table: Table, columns: list[str]) -> sql
         return sql.Identifier(key)
 
     return sql.SQL(
-        "insert into raw.{table} (_file_id, _row_number, {columns}) "
+        "insert into {target} (_file_id, _row_number, {columns}) "
         "select %s, _row_number, {outer} from ("
         "  select coalesce(_row_number, _seq - (select min(_seq) from _landing) + %s) as _row_number, {inner}"
         "  from _landing offset 0"
         ") normalised where num_nonnulls({not_blank}) > 0"  # blank lines are not data rows
     ).format(
-        table=sql.Identifier(spec.name),
+        target=target,
         columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
         outer=sql.SQL(", ").join(outer(k) for k in columns),
         inner=sql.SQL(", ").join(inner(k) for k in columns),

@@ -39,6 +39,9 @@ class KindSpec:
     key: tuple[str, ...]  # grain of one row inside one file
     period_column: str  # the column that places a row in time (year, period or a date)
     yearly: bool = False
+    # Record-level kinds keep each file's rows in a table of its own, a partition of raw.<kind>
+    # (see warehouse.raw_table_ddl): a file of millions of rows is COPYed with no index to update.
+    by_file: bool = False
 
     @property
     def keys(self) -> list[str]:
@@ -129,6 +132,7 @@ DOSSIERS = KindSpec(
     ),
     key=("dossier_id",),
     period_column="received_at",
+    by_file=True,
 )
 
 KIND_SPECS: dict[str, KindSpec] = {k.name: k for k in (PAR_SCORES, DOSSIER_STATS, IT_KPIS, DOSSIERS)}

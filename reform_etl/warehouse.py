@@ -59,10 +59,23 @@ def raw_table_ddl(kind: str) -> sql.Composed:
     columns' defaults let a clean CSV be COPYed in as it is: the file id is a setting of the loading
     transaction (unset, an insert without it fails), the row number the kind's sequence, which the
     loader restarts at each file's first body line.
+
+    A kind held by file (KindSpec.by_file) is partitioned by file id instead, without a key: each
+    file is a table of its own (file_table_ddl), COPYed with FREEZE and no index to maintain (the
+    primary key's b-tree was a third of a record-level file's load), then attached. A file's rows
+    are read by pruning to its partition.
     """
     spec = KIND_SPECS[kind]
     columns = [sql.SQL("{} text").format(sql.Identifier(key)) for key in spec.keys]
     sequence = sql.Identifier(f"{kind}__row_seq")
+    if spec.by_file:
+        return sql.SQL(
+            "create table if not exists raw.{table} ("
+            "_file_id bigint not null, _row_number integer not null, {columns}) partition by list (_file_id); "
+            "create sequence if not exists raw.{sequence} as integer cache 1000; "
+            "alter table raw.{table} alter column _row_number set default nextval({sequence_name}::regclass)"
+        ).format(table=sql.Identifier(kind), columns=sql.SQL(", ").join(columns), sequence=sequence,
+                 sequence_name=sql.Literal(f"raw.{kind}__row_seq"))
     return sql.SQL(
         "create table if not exists raw.{table} ("
         "_file_id bigint not null, "
@@ -78,6 +91,50 @@ def raw_table_ddl(kind: str) -> sql.Composed:
              sequence_name=sql.Literal(f"raw.{kind}__row_seq"))
 
 
+def file_table_name(kind: str, file_id: int) -> str:
+    """The table holding one file's rows of a kind held by file (a partition of raw.<kind>), in schema raw."""
+    return f"{kind}__file_{int(file_id)}"
+
+
+def file_table(kind: str, file_id: int) -> sql.Identifier:
+    return sql.Identifier("raw", file_table_name(kind, file_id))
+
+
+def file_table_ddl(kind: str, file_id: int) -> sql.Composed:
+    """A new table for one file's rows, attached to raw.<kind> once they are in (attach_file_table).
+
+    Its file id is the column's default (no function call per row) and a CHECK, which lets the
+    attach skip the scan that would prove the partition's bound."""
+    return sql.SQL(
+        "create table {file_table} (like raw.{table} including defaults, check (_file_id = {file_id})); "
+        "alter table {file_table} alter column _file_id set default {file_id}"
+    ).format(file_table=file_table(kind, file_id), table=sql.Identifier(kind), file_id=sql.Literal(int(file_id)))
+
+
+def attach_file_table(kind: str, file_id: int) -> sql.Composed:
+    return sql.SQL("alter table raw.{table} attach partition {file_table} for values in ({file_id})").format(
+        table=sql.Identifier(kind), file_table=file_table(kind, file_id), file_id=sql.Literal(int(file_id)))
+
+
+def _partition_by_file(conn: psycopg.Connection, kind: str) -> None:
+    """A warehouse made before raw.<kind> was held by file keeps its rows: its table becomes the
+    partition of the file ids it holds (or is dropped when empty) under the new partitioned table."""
+    found = conn.execute("select c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                         "where n.nspname = 'raw' and c.relname = %s", (kind,)).fetchone()
+    if found is None or found[0] != "r":
+        return
+    legacy_name = f"{kind}__before_by_file"
+    legacy = sql.Identifier("raw", legacy_name)
+    conn.execute(sql.SQL("alter table raw.{} rename to {}").format(sql.Identifier(kind), sql.Identifier(legacy_name)))
+    conn.execute(raw_table_ddl(kind))
+    file_ids = [row[0] for row in conn.execute(sql.SQL("select distinct _file_id from {} order by 1").format(legacy))]
+    if file_ids:
+        conn.execute(sql.SQL("alter table raw.{} attach partition {} for values in ({})").format(
+            sql.Identifier(kind), legacy, sql.SQL(", ").join(map(sql.Literal, file_ids))))
+    else:
+        conn.execute(sql.SQL("drop table {}").format(legacy))
+
+
 def bootstrap(dsn_: str | None = None) -> None:
     """Create schemas, roles, grants and the raw/audit tables; safe to run any number of times."""
     with connect(dsn_) as conn:
@@ -86,7 +143,9 @@ def bootstrap(dsn_: str | None = None) -> None:
         for script in sorted(resources.files("reform_etl.sql").iterdir(), key=lambda p: p.name):
             if script.name.endswith(".sql"):
                 conn.execute(script.read_text(encoding="utf-8"))
-        for kind in KIND_SPECS:
+        for kind, spec in KIND_SPECS.items():
+            if spec.by_file:
+                _partition_by_file(conn, kind)
             conn.execute(raw_table_ddl(kind))
             conn.execute(quarantine_table_ddl(kind))
         conn.execute(

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from reform_etl import units
+from reform_etl import units, warehouse
 from reform_etl.kinds import KIND_SPECS
 from reform_etl.transform import run_dbt
 
@@ -61,6 +61,9 @@ def add_file(
             loaded_at or received_at + timedelta(hours=1),
         ),
     ).fetchone()[0]
+    if spec.by_file:  # the file's own table, attached to raw.<kind> as its partition
+        conn.execute(warehouse.file_table_ddl(kind, file_id))
+        conn.execute(warehouse.attach_file_table(kind, file_id))
     columns = spec.keys
     insert = sql.SQL("insert into {} (_file_id, _row_number, {}) values ({})")
     partitions: Counter[tuple[str, str]] = Counter()

@@ -329,3 +329,60 @@ def test_the_line_scan_keeps_no_long_line_whole(monkeypatch):
         scan.feed(chunk)
         assert len(scan._tail) <= 64 + len(chunk)
     assert scan.finish() == [1, 4]  # the long line and the lower-case unit; the last line has no line break
+
+
+CLEAN_DOSSIERS = [
+    [c.key for c in KIND_SPECS["dossiers"].columns],
+    ["D1", "04792", "HT", "1.000001", "online", "2026-01-05T08:30:00", "2026-01-10", "", "processing", "true"],
+    ["D2", "04792", "HT", "1.000001", "direct", "2026-01-06", "2026-01-11", "2026-01-09", "completed", ""],
+]
+
+
+def test_a_record_file_is_a_frozen_table_of_its_own_attached_to_raw(db, landing):
+    """dossiers are held by file: each file's rows go into a table of their own, with no index, COPYed with
+    FREEZE (all-visible at once), and attached as a partition of raw.dossiers, by either load path; a
+    rejected file leaves no table behind."""
+    direct = write_csv(landing / "dossiers" / "direct.csv", CLEAN_DOSSIERS)
+    staged = write_csv(landing / "dossiers" / "staged.csv", [[*row, "ghi chú"] for row in CLEAN_DOSSIERS])
+    empty = write_csv(landing / "dossiers" / "empty.csv", CLEAN_DOSSIERS[:1])
+    a, b, c = load(landing, direct, staged, empty)
+    assert (a.status, b.status, c.status) == ("loaded", "loaded", "rejected")
+    tables = db.execute(
+        "select c.relname, pg_get_expr(c.relpartbound, c.oid) from pg_inherits i join pg_class c on c.oid = i.inhrelid "
+        "where i.inhparent = 'raw.dossiers'::regclass and c.relname = any(%s)",
+        ([f"dossiers__file_{f.file_id}" for f in (a, b, c)],)).fetchall()
+    assert set(tables) == {(f"dossiers__file_{f.file_id}", f"FOR VALUES IN ('{f.file_id}')") for f in (a, b)}
+    assert db.execute("select count(*) from pg_index where indrelid = any(array[%s, %s]::regclass[])",
+                      (f"raw.dossiers__file_{a.file_id}", f"raw.dossiers__file_{b.file_id}")).fetchone() == (0,)
+    db.execute(f"analyze raw.dossiers__file_{a.file_id}")
+    assert db.execute("select relpages > 0 and relallvisible = relpages from pg_class where oid = %s::regclass",
+                      (f"raw.dossiers__file_{a.file_id}",)).fetchone() == (True,)
+    assert [r[1:] for r in raw_rows(db, "dossiers", a.file_id)] == [r[1:] for r in raw_rows(db, "dossiers", b.file_id)]
+    assert [r[1] for r in raw_rows(db, "dossiers", a.file_id)] == [2, 3]
+
+
+def test_a_warehouse_made_before_records_were_held_by_file_keeps_them(make_database):
+    import psycopg
+
+    from reform_etl import warehouse
+
+    columns = ", ".join(f"{c.key} text" for c in KIND_SPECS["dossiers"].columns)
+    old_table = (f"drop table raw.dossiers; create table raw.dossiers (_file_id bigint not null, "
+                 f"_row_number integer not null, {columns}, primary key (_file_id, _row_number))")
+    with_rows, empty = make_database("before_by_file"), make_database("before_by_file_empty")
+    for dsn in (with_rows, empty):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(old_table)
+    with psycopg.connect(with_rows, autocommit=True) as conn:
+        conn.execute("insert into raw.dossiers (_file_id, _row_number, dossier_id) values (7, 2, 'a'), (9, 2, 'b')")
+    for dsn in (with_rows, empty, with_rows):  # twice: nothing more happens the second time
+        warehouse.bootstrap(dsn)
+    with psycopg.connect(with_rows) as conn:
+        assert conn.execute("select relkind from pg_class where oid = 'raw.dossiers'::regclass").fetchone() == ("p",)
+        assert conn.execute("select dossier_id from raw.dossiers where _file_id = 9").fetchall() == [("b",)]
+        assert conn.execute("select count(*) from pg_inherits where inhparent = 'raw.dossiers'::regclass"
+                            ).fetchone() == (1,)
+    with psycopg.connect(empty) as conn:
+        assert conn.execute("select count(*) from pg_inherits where inhparent = 'raw.dossiers'::regclass"
+                            ).fetchone() == (0,)
+        assert conn.execute("select to_regclass('raw.dossiers__before_by_file')").fetchone() == (None,)

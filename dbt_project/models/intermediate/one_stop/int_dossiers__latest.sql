@@ -17,7 +17,7 @@
 --
 -- Incremental on load time: a run reads only the rows of files loaded after the newest load time
 -- already here, never all of history: those files' ids are looked up first and given as a literal
--- list, so raw.dossiers is read through its (_file_id, _row_number) key. Strictly after
+-- list, so that only those files' tables (raw.dossiers is partitioned by file) are read. Strictly after
 -- (>, where the fact tables use >=): a record export can be millions of rows in one file, and
 -- re-reading the last night's file every night would cost as much as that file; a re-run with
 -- nothing new changes nothing, so the tables are the same either way. A new row
@@ -34,8 +34,8 @@
 -- 'infinity' while it is pending.
 {%- set new_files = [] -%}
 {%- if execute and is_incremental() and not var('backfill_from', none) -%}
-    {#- the files loaded since the watermark, as a literal list: the planner then reads exactly their
-        rows through raw.dossiers' primary key (_file_id, _row_number) -#}
+    {#- the files loaded since the watermark, as a literal list: the planner then reads only their
+        partitions of raw.dossiers (one table per file) -#}
     {%- set found = run_query(
         "select file_id from " ~ source('audit', 'submission_files') ~ " where kind = 'dossiers'"
         ~ " and status in " ~ accepted_file_statuses()
