@@ -282,7 +282,10 @@ ALLOWED = {
         "file_id": "int(file_id)",
         "flags": "catalog predicates", "failed": "catalog names, words (quoted by _lit) and observed SQL",
         "any_failed": "generated column names _f<n>",
-        "distinct": "catalog SQL: the distinct values of a KIND_SPECS column of the file (rows_src)",
+        "distinct": "catalog SQL: the distinct values of KIND_SPECS columns of the file (rows_src)",
+        "column": "a column a catalog set names (a KIND_SPECS key)",
+        "cells": "built above from catalog columns and rows_src",
+        "named": "catalog predicates named _f<n>",
         "placeholders": "parameter placeholders (%s), one per column of a set: its values go as parameters",
     },
 }

@@ -52,3 +52,40 @@ def test_gx_file_suite_rejects_what_the_loader_let_through(db, warehouse_dsn, tm
     row = db.execute("select status, error_code, rows_loaded from audit.submission_files where file_id = %s",
                      (loaded.file_id,)).fetchone()
     assert row == ("rejected", "missing_required_columns", 0)
+
+
+def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db, warehouse_dsn, tmp_path,
+                                                                               monkeypatch):
+    """The date sets come from one pass over the distinct values of every date column together. A due date in
+    the future (normal) that is another row's receipt date quarantines only that receipt; an impossible date
+    is caught in whichever column holds it; duplicate keys are listed once the probe finds fewer keys than rows."""
+    from pathlib import Path
+
+    from reform_etl import ingest
+    from reform_etl import validation as V
+
+    monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
+    landing = tmp_path / "landing"
+    (landing / "dossiers").mkdir(parents=True)
+    unit = "07900"  # Phường Việt Trì, a 2025 commune
+    rows = [
+        ("D1", "2026-09-02T08:00:00", "2099-01-01", ""),  # due in the future: fine
+        ("D2", "2099-01-01", "2099-01-05", ""),  # received in the future
+        ("D3", "2026-09-03", "2026-09-10", "2026-02-30"),  # impossible completion date
+        ("D4", "2026-09-03", "2026-02-30", ""),  # the same impossible date, as a due date
+        ("D5", "2026-09-04", "2026-09-10", ""),
+        ("D5", "2026-09-05", "2026-09-10", ""),  # the same dossier twice
+    ]
+    lines = ["dossier_id,unit_code,field_code,procedure_code,channel,received_at,due_at,completed_at,status,satisfied",
+             *(f"{d},{unit},HT,1.001234,online,{r},{due},{done},processing," for d, r, due, done in rows)]
+    path = landing / "dossiers" / "records.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    db.execute("insert into audit.pipeline_runs (run_id) values ('verdict-sets')")
+    (loaded,) = ingest.load_paths([Path(path)], run_id="verdict-sets", landing=landing, dsn=warehouse_dsn)
+    outcome = V.validate_file(warehouse_dsn, loaded.file_id, "verdict-sets")
+    assert outcome["status"] == "accepted" and outcome["rows_quarantined"] == 5
+    verdict = dict(db.execute(
+        "select _row_number, array_agg(f->>'rule' order by f->>'rule') from quarantine.dossiers q, "
+        "jsonb_array_elements(q.failed_rules) f where q._file_id = %s group by 1", (loaded.file_id,)).fetchall())
+    assert verdict == {3: ["period_in_future"], 4: ["date_invalid"], 5: ["date_invalid"],
+                       6: ["duplicate_key_in_file"], 7: ["duplicate_key_in_file"]}

@@ -47,11 +47,15 @@ SEVERITY_WORDS = {
 @dataclass(frozen=True)
 class ValueSet:
     """Values of the file a rule tests as a set: `query` (over {rows}) returns those that fail. A set of
-    one column's distinct values that fail `test` (of `d.v`) names the column: the verdict tests all the
-    sets of a column on one pass over its distinct values."""
+    one column's distinct values that fail `test` (of `d.v`, a test of the value alone) names the
+    column: the verdict tests all such sets on one pass over the distinct values of their columns.
+    `probe`, if given, is a cheaper query over {rows} whose one boolean is false only when the set
+    is empty (usually it is: the set's own query is then skipped); `width` is the query's columns."""
     query: str
     column: str = ""
     test: str = ""
+    probe: str = ""
+    width: int = 1
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,7 @@ def _common_rules(spec: KindSpec) -> list[Rule]:
         f"{granule(spec, 'x')} as g from {{rows}} x offset 0) d where {start_of(spec, 'd.g')} is not null "
         f"and d.u in (select k.unit_code from audit.ref_units k) and not exists (select 1 from audit.ref_units u "
         f"where u.unit_code = d.u and u.valid_from < {end_of(spec, 'd.g')} "
-        f"and (u.valid_to is null or u.valid_to > {start_of(spec, 'd.g')}))")}
+        f"and (u.valid_to is null or u.valid_to > {start_of(spec, 'd.g')}))", width=2)}
     not_valid = f"(r.unit_code, {granule(spec)}) in {{set_unit_not_valid}}"
     return [
         Rule(
@@ -250,6 +254,10 @@ def _duplicate_rule(spec: KindSpec) -> Rule:
     keys = ", ".join(spec.key)
     inner = ", ".join(f"coalesce(d.{k}, '')" for k in spec.key)
     group = ", ".join(str(i) for i in range(1, len(spec.key) + 1))
+    # Fewer distinct keys than rows, counted by sorting bytes (collation "C"): twice as fast as hashing a
+    # million groups. Joined keys may only merge (never split) groups, so "no" is exact.
+    joined = " || chr(31) || ".join(f"coalesce(d.{k}, '')" for k in spec.key)
+    probe = f'select count(*) > count(distinct ({joined}) collate "C") from (select * from {{rows}}) d'
     return Rule(
         "duplicate_key_in_file", Severity.QUARANTINE_ROW,
         f"Trùng khóa ({keys}) trong cùng một tệp: mọi dòng trùng đều bị cách ly",
@@ -257,7 +265,7 @@ def _duplicate_rule(spec: KindSpec) -> Rule:
         predicate=f"{_key_expr(spec, 'r')} in {{set_duplicate_keys}}",
         observed=_raw_obs(*spec.key), columns=spec.key,
         sets={"set_duplicate_keys": ValueSet(f"select {inner} from (select * from {{rows}}) d group by {group} "
-                                             "having count(*) > 1")},
+                                             "having count(*) > 1", probe=probe, width=len(spec.key))},
     )
 
 
