@@ -58,9 +58,9 @@ def test_two_loaders_on_one_landing_folder_load_each_file_once(make_database, tm
     assert rows == (12 * ROWS_PER_FILE, 12 * ROWS_PER_FILE)
 
 
-LOADING = ("select count(*) from pg_stat_activity where state = 'active' "
-           "and (query ilike 'copy _landing%%' or query ilike 'copy raw.%%' or query ilike 'insert into raw.%%' "
-           "or query ilike 'with fixed as (%%update raw.%%')")
+LOADING = ("select count(*) from pg_stat_activity where state = 'active' and query ~* "
+           # raw's tables as the loader names them: raw.x, "raw"."x" (also a record file's own table)
+           "'^(copy _landing|copy \"?raw\"?[.]|insert into \"?raw\"?[.]|with fixed as [(].*update \"?raw\"?[.])'")
 
 
 def _wait_for_copy(dsn: str, process: subprocess.Popen, timeout: float = 60) -> None:

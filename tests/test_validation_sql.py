@@ -58,11 +58,17 @@ def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db
                                                                                monkeypatch):
     """The date sets come from one pass over the distinct values of every date column together. A due date in
     the future (normal) that is another row's receipt date quarantines only that receipt; an impossible date
-    is caught in whichever column holds it; duplicate keys are listed once the probe finds fewer keys than rows."""
+    is caught in whichever column holds it; duplicate keys are listed once the probe finds fewer keys than rows;
+    a unit created in the middle of a month is checked day by day in that month."""
     from pathlib import Path
 
     from reform_etl import ingest
     from reform_etl import validation as V
+    from reform_etl.validation import refdata
+
+    refdata.ensure_loaded(warehouse_dsn)
+    db.execute("insert into audit.ref_units (unit_code, unit_name, level, valid_from, source) "
+               "values ('99991', 'Xã giữa tháng', 'commune', '2026-09-15', 'test') on conflict do nothing")
 
     monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
     landing = tmp_path / "landing"
@@ -77,15 +83,17 @@ def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db
         ("D5", "2026-09-05", "2026-09-10", ""),  # the same dossier twice
     ]
     lines = ["dossier_id,unit_code,field_code,procedure_code,channel,received_at,due_at,completed_at,status,satisfied",
-             *(f"{d},{unit},HT,1.001234,online,{r},{due},{done},processing," for d, r, due, done in rows)]
+             *(f"{d},{unit},HT,1.001234,online,{r},{due},{done},processing," for d, r, due, done in rows),
+             "D6,99991,HT,1.001234,online,2026-09-14T16:00:00,2026-09-20,,processing,",  # the day before it existed
+             "D7,99991,HT,1.001234,online,2026-09-15T08:00:00,2026-09-20,,processing,"]
     path = landing / "dossiers" / "records.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     db.execute("insert into audit.pipeline_runs (run_id) values ('verdict-sets')")
     (loaded,) = ingest.load_paths([Path(path)], run_id="verdict-sets", landing=landing, dsn=warehouse_dsn)
     outcome = V.validate_file(warehouse_dsn, loaded.file_id, "verdict-sets")
-    assert outcome["status"] == "accepted" and outcome["rows_quarantined"] == 5
+    assert outcome["status"] == "accepted" and outcome["rows_quarantined"] == 6
     verdict = dict(db.execute(
         "select _row_number, array_agg(f->>'rule' order by f->>'rule') from quarantine.dossiers q, "
         "jsonb_array_elements(q.failed_rules) f where q._file_id = %s group by 1", (loaded.file_id,)).fetchall())
     assert verdict == {3: ["period_in_future"], 4: ["date_invalid"], 5: ["date_invalid"],
-                       6: ["duplicate_key_in_file"], 7: ["duplicate_key_in_file"]}
+                       6: ["duplicate_key_in_file"], 7: ["duplicate_key_in_file"], 8: ["unit_not_valid_in_period"]}

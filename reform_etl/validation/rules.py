@@ -86,8 +86,9 @@ YEAR_RE = "^[12][0-9][0-9][0-9]$"
 
 
 def v(col: str, alias: str = "r") -> str:
-    """The cell, with blank text as null."""
-    return f"nullif(btrim({alias}.{col}), '')"
+    """The cell, blank as null: as raw holds it (both load paths trim every cell and store a blank one
+    as null, ingest._normaliser), so no trimming per row here; a row rule costs a scan of the file."""
+    return f"{alias}.{col}"
 
 
 def as_int(col: str, alias: str = "r") -> str:
@@ -120,6 +121,16 @@ def end_of(spec: KindSpec, value: str) -> str:
     """Exclusive end of that period."""
     step = "1 year" if spec.yearly else "1 day" if spec.column(spec.period_column).type is ValueType.DATE else "1 month"
     return f"({start_of(spec, value)} + interval '{step}')::date"
+
+
+def registry_bounds(spec: KindSpec, value: str) -> tuple[str, str]:
+    """First day and exclusive end of a period as the file registry holds it (audit.submission_partitions:
+    the year, or the month, also of a date), null when invalid."""
+    if spec.yearly:
+        start, step = f"(case when {value} ~ '{YEAR_RE}' then make_date({value}::int, 1, 1) end)", "1 year"
+    else:
+        start, step = f"(case when {value} ~ '{PERIOD_RE}' then to_date({value} || '-01', 'YYYY-MM-DD') end)", "1 month"
+    return start, f"({start} + interval '{step}')::date"
 
 
 def granule(spec: KindSpec, alias: str = "r") -> str:
@@ -176,13 +187,25 @@ def _common_rules(spec: KindSpec) -> list[Rule]:
     what = "year" if spec.yearly else "date" if pc == "received_at" else "month"
     bad_period, bad_period_set = _bad_values(pc, f"{start_of(spec, 'd.v')} is null", "invalid")
     future, future_set = _bad_values(pc, f"{start_of(spec, 'd.v')} > {TODAY}", "future")
-    # (unit, period) pairs of the file where the unit did not exist: checked once per distinct pair
+    # (unit, period) pairs of the file where the unit did not exist: checked once per distinct pair, and
+    # only for the units that no window of the registry covers whole over one of their periods in the file's
+    # registry (audit.submission_partitions, usually none): their other rows are valid whatever their day.
+    this_file = "p.file_id in (select y._file_id from {rows} y limit 1)"
+    registered_start, registered_end = registry_bounds(spec, "p.period")
+    partly_valid = (f"select p.unit_code from audit.submission_partitions p where {this_file} "
+                    f"and not exists (select 1 from audit.ref_units w where w.unit_code = p.unit_code "
+                    f"and w.valid_from <= {registered_start} "
+                    f"and (w.valid_to is null or w.valid_to >= {registered_end}))")
     not_valid_set = {"set_unit_not_valid": ValueSet(
         f"select d.u, d.g from (select distinct x.unit_code as u, "
-        f"{granule(spec, 'x')} as g from {{rows}} x offset 0) d where {start_of(spec, 'd.g')} is not null "
+        f"{granule(spec, 'x')} as g from {{rows}} x where x.unit_code in ({partly_valid}) "
+        f"or not exists (select 1 from audit.submission_partitions p where {this_file}) "
+        f"offset 0) d where {start_of(spec, 'd.g')} is not null "
         f"and d.u in (select k.unit_code from audit.ref_units k) and not exists (select 1 from audit.ref_units u "
         f"where u.unit_code = d.u and u.valid_from < {end_of(spec, 'd.g')} "
-        f"and (u.valid_to is null or u.valid_to > {start_of(spec, 'd.g')}))", width=2)}
+        f"and (u.valid_to is null or u.valid_to > {start_of(spec, 'd.g')}))", width=2,
+        probe=f"select exists ({partly_valid}) or not exists (select 1 from audit.submission_partitions p "
+              f"where {this_file})")}
     not_valid = f"(r.unit_code, {granule(spec)}) in {{set_unit_not_valid}}"
     return [
         Rule(
