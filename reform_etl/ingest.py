@@ -248,13 +248,16 @@ def _load(conn: psycopg.Connection, path: Path, kind: str, digest: str, run_id: 
     if rows == 0:
         raise FileRejected("empty", "the file has a header but no data rows (tệp chỉ có dòng tiêu đề)")
     width = 4 if spec.yearly else 7
-    # Counted by a SELECT, which Postgres may spread over its parallel workers (an INSERT runs alone).
+    # Counted by a SELECT, which Postgres may spread over its parallel workers (an INSERT runs alone). A
+    # file's own table is read whole: a filter on its one file id would only mislead the row estimate.
     conn.execute("set local parallel_setup_cost = 100")
+    conn.execute("set local parallel_tuple_cost = 0.001")
+    of_file = sql.SQL("true" if spec.by_file else "_file_id = {}").format(sql.Literal(file_id))
     partitions = conn.execute(
         sql.SQL("select coalesce(unit_code, ''), coalesce(left({period}, %s), ''), count(*) "
-                "from {target} where _file_id = %s group by 1, 2").format(
-            period=sql.Identifier(spec.period_column), target=target),
-        (width, file_id)).fetchall()
+                "from {target} where {of_file} group by 1, 2").format(
+            period=sql.Identifier(spec.period_column), target=target, of_file=of_file),
+        (width,)).fetchall()
     conn.execute(
         "insert into audit.submission_partitions (file_id, kind, unit_code, period, row_count) "
         "select %s, %s, * from unnest(%s::text[], %s::text[], %s::bigint[])",
