@@ -252,7 +252,7 @@ def _load(conn: psycopg.Connection, path: Path, kind: str, digest: str, run_id: 
     # file's own table is read whole: a filter on its one file id would only mislead the row estimate.
     conn.execute("set local parallel_setup_cost = 100")
     conn.execute("set local parallel_tuple_cost = 0.001")
-    of_file = sql.SQL("true" if spec.by_file else "_file_id = {}").format(sql.Literal(file_id))
+    of_file = sql.SQL("true") if spec.by_file else sql.SQL("_file_id = {}").format(sql.Literal(file_id))
     partitions = conn.execute(
         sql.SQL("select coalesce(unit_code, ''), coalesce(left({period}, %s), ''), count(*) "
                 "from {target} where {of_file} group by 1, 2").format(
