@@ -97,3 +97,16 @@ def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db
         "jsonb_array_elements(q.failed_rules) f where q._file_id = %s group by 1", (loaded.file_id,)).fetchall())
     assert verdict == {3: ["period_in_future"], 4: ["date_invalid"], 5: ["date_invalid"],
                        6: ["duplicate_key_in_file"], 7: ["duplicate_key_in_file"], 8: ["unit_not_valid_in_period"]}
+
+
+@pytest.mark.parametrize(("channel", "fails"), [
+    ("online", False), ("Online", False), ("TRỰC TUYẾN", False), ("bưu chính công ích", False), ("BCCI", False),
+    ("fax", True), (None, True), ("online ", True),  # raw cells are trimmed by the loader: a space is no channel
+])
+def test_channel_rule_takes_any_case_of_the_known_names(db, channel, fails):
+    from reform_etl.validation import rules as R
+
+    [rule] = [r for r in R.row_rules("dossiers") if r.name == "channel_unknown"]
+    (failed,) = db.execute(f"select coalesce(({rule.predicate}), false) from (select %s::text as channel) r",
+                           (channel,)).fetchone()
+    assert failed is fails
