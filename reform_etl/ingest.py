@@ -334,11 +334,18 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
         return copied
     # A few rows are looked up by number; when many need it, one scan of the file is cheaper.
     rows = unproven if len(unproven) <= max(LOOKUP_ROWS, copied // 8) else None
+    if rows is not None and spec.by_file:
+        # The file's own table has no index: one scan, which Postgres may spread over its workers (a
+        # SELECT), finds the rows by number with their place and key lengths; they are rewritten by place.
+        keys = _key_columns(spec, set(columns))
+        found = conn.execute(sql.SQL(
+            "select ctid::text, _row_number, {lengths} from {target} where _row_number = any(%s::integer[])").format(
+            lengths=sql.SQL(", ").join(_length(sql.Identifier(k)) for k in keys), target=target), (rows,)).fetchall()
+        _reject_long_keys(keys, sorted((row[1], row[2:]) for row in found))
+        return copied - _normalise_in_place(conn, spec, columns, file_id, target, places=[row[0] for row in found])
     source: sql.Composable = target
     where = sql.SQL("_file_id = {}").format(sql.Literal(file_id))
-    if rows is not None and spec.by_file:  # the file's own table: one scan, its numbers hashed
-        where = sql.SQL("{} and _row_number = any({}::integer[])").format(where, sql.Literal(rows))
-    elif rows is not None:  # limit 1: a lookup per row, whatever the planner guesses of the unanalysed file
+    if rows is not None:  # limit 1: a lookup per row, whatever the planner guesses of the unanalysed file
         source = sql.SQL("unnest({rows}::integer[]) as u (n) cross join lateral "
                          "(select * from {raw} r where r._file_id = {file} and r._row_number = u.n limit 1) r").format(
             rows=sql.Literal(rows), raw=target, file=sql.Literal(file_id))
@@ -348,9 +355,10 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
 
 
 def _normalise_in_place(conn: psycopg.Connection, spec: KindSpec, columns: list[str], file_id: int,
-                        target: sql.Identifier, rows: list[int] | None = None) -> int:
-    """Rewrite the rows of the file (all, or those numbered `rows`) with a value not in canonical form,
-    and drop its blank rows (returns how many).
+                        target: sql.Identifier, rows: list[int] | None = None, places: list[str] | None = None
+                        ) -> int:
+    """Rewrite the rows of the file (all, those numbered `rows` or those at `places`, ctids) with a value
+    not in canonical form, and drop its blank rows (returns how many).
 
     One scan evaluates each column's normaliser; a canonical value passes its fast path unchanged.
     """
@@ -370,8 +378,8 @@ def _normalise_in_place(conn: psycopg.Connection, spec: KindSpec, columns: list[
     changed = sql.SQL(" or ").join(
         sql.SQL("{} is distinct from {}").format(canonical(k), sql.Identifier(k)) for k in columns)
     numbered = sql.SQL(" where")
-    if rows is not None and spec.by_file:  # no index: one scan of the file's table
-        numbered = sql.SQL(" where _row_number = any({}::integer[]) and").format(sql.Literal(rows))
+    if places is not None:  # a TID scan
+        numbered = sql.SQL(" where ctid = any({}::tid[]) and").format(sql.Literal(places))
     elif rows is not None:
         numbered = sql.SQL(" from unnest({}::integer[]) as u (n) where _row_number = u.n and").format(
             sql.Literal(rows))
@@ -399,9 +407,8 @@ def _check_key_lengths(conn: psycopg.Connection, spec: KindSpec, table: Table, s
 
     `source` holds the staged cells (the file's rows: those `where` selects); `cell(key)` names a key's
     cell in it and `row_number` a row's source row number."""
-    present = set(table.mapping.values())
-    keys = [k for k in dict.fromkeys((*spec.key, "unit_code", spec.period_column)) if k in present]
-    lengths = [sql.SQL("coalesce(char_length({}), 0)").format(cell(k)) for k in keys]
+    keys = _key_columns(spec, set(table.mapping.values()))
+    lengths = [_length(cell(k)) for k in keys]
     found = conn.execute(sql.SQL(
         # offset 0: the few long cells are sorted, the limit must not walk the file in index order
         "select * from (select {order} as _order, {row_number}, {lengths} from {source} "
@@ -409,11 +416,27 @@ def _check_key_lengths(conn: psycopg.Connection, spec: KindSpec, table: Table, s
     ).format(row_number=row_number, lengths=sql.SQL(", ").join(lengths), source=source, where=where,
              order=order), (KEY_CELL_MAX,)).fetchone()
     if found:
-        key, length = max(zip(keys, found[2:], strict=True), key=lambda item: item[1])
-        raise FileRejected(
-            "value_too_long",
-            f"row {found[1]}: the {key} cell is {length} characters long; a code, period or year has at most "
-            f"{KEY_CELL_MAX} (giá trị mã/kỳ quá dài)")
+        _reject_long_keys(keys, [(found[1], found[2:])])
+
+
+def _key_columns(spec: KindSpec, present: set[str]) -> list[str]:
+    """The columns looked up through indexes (key, unit, period) among those of the file."""
+    return [k for k in dict.fromkeys((*spec.key, "unit_code", spec.period_column)) if k in present]
+
+
+def _length(cell: sql.Composable) -> sql.Composable:
+    return sql.SQL("coalesce(char_length({}), 0)").format(cell)
+
+
+def _reject_long_keys(keys: list[str], rows: Iterable[tuple[int, Iterable[int]]]) -> None:
+    """Reject the file at the first of `rows` (row number, lengths of `keys`) with a cell too long for a key."""
+    for row_number, lengths in rows:
+        key, length = max(zip(keys, lengths, strict=True), key=lambda item: item[1])
+        if length > KEY_CELL_MAX:
+            raise FileRejected(
+                "value_too_long",
+                f"row {row_number}: the {key} cell is {length} characters long; a code, period or year has at "
+                f"most {KEY_CELL_MAX} (giá trị mã/kỳ quá dài)")
 
 
 def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composable, path: Path,

@@ -386,3 +386,23 @@ def test_a_warehouse_made_before_records_were_held_by_file_keeps_them(make_datab
         assert conn.execute("select count(*) from pg_inherits where inhparent = 'raw.dossiers'::regclass"
                             ).fetchone() == (0,)
         assert conn.execute("select to_regclass('raw.dossiers__before_by_file')").fetchone() == (None,)
+
+
+@pytest.mark.parametrize("case", ["record-rows-looked-up", "record-file-scanned", "record-staged", "stats-direct"])
+def test_a_code_too_long_for_an_index_rejects_the_file_and_names_its_place(db, landing, monkeypatch, case):
+    """A key cell of thousands of characters is no code (a b-tree could not hold it): the file is rejected with
+    the row and the column, whichever way it was loaded."""
+    if case == "record-file-scanned":
+        monkeypatch.setattr(ingest, "LOOKUP_ROWS", 0)
+    if case.startswith("record"):
+        rows = [row[:] for row in CLEAN_DOSSIERS]
+        rows[1][0], rows[2][0] = case, "D" * 5000  # the bytes differ from case to case (else: a duplicate)
+        if case == "record-staged":
+            rows = [[*row, "ghi chú"] for row in rows]
+        path, words = write_csv(landing / "dossiers" / f"{case}.csv", rows), "row 3: the dossier_id cell is 5000"
+    else:
+        rows = [DOSSIER_EN, ["227", "2021-03", "", *["1"] * 9], ["227", "2021-04", "F" * 3000, *["1"] * 9]]
+        path, words = write_csv(landing / "dossier_stats" / f"{case}.csv", rows), "row 3: the field_code cell is 3000"
+    [result] = load(landing, path)
+    assert (result.status, result.error_code) == ("rejected", "value_too_long")
+    assert words in result.error

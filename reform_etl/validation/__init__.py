@@ -210,7 +210,8 @@ def verdict_sets(conn: psycopg.Connection, kind: str, file_id: int) -> dict[str,
         any_failed = " or ".join(f"_f{i}" for i in range(len(distinct_tests)))
         # A scan per column (a parallel append) costs less than unpacking each row. offset 0: each test
         # runs on the distinct values, not pushed onto every row.
-        cells = " union all ".join(f"select x.{column} as v from {rows_src} x" for column in columns)
+        cells = " union all ".join(f"select x.{column} as v from {rows_src} x where x.{column} is not null"
+                                   for column in columns)
         distinct = f"(select distinct t.v from ({cells}) t offset 0)"
         # The planner, without statistics of expressions, guesses 200 values and sorts the workers' distinct
         # values to merge them: hashing is cheaper (tens of thousands of date-times).
