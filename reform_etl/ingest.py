@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 from psycopg.types.json import Jsonb
 
 from reform_etl.canonical_lines import KEY_CELL_MAX, LineScan, line_run_pattern
@@ -463,7 +464,9 @@ def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composa
                 if create is not None:
                     cur.execute(create)
                 lines, last = 0, b"\n"
-                with cur.copy(copy_sql) as copy:
+                # A queued writer: a thread sends each chunk (releasing the GIL while the socket waits) while
+                # this one scans it, so the server never waits for the scan.
+                with cur.copy(copy_sql, writer=QueuedLibpqWriter(cur)) as copy:
                     while chunk := handle.read(COPY_CHUNK):
                         lines += chunk.count(b"\n")
                         last = chunk[-1:]
