@@ -173,6 +173,9 @@ def _file_rows(kind: str, file_id: int) -> str:
     return f"(select * from raw.{kind} where _file_id = {int(file_id)})"
 
 
+MANY_FAILING = 100_000  # failing rows beyond which the quarantine statement tests the whole file again
+
+
 def _parallel_settings(conn: psycopg.Connection) -> None:
     """Worth it for the group-bys of a large file: each worker hashes its share of the rows. Local to
     the connection's transaction."""
@@ -189,8 +192,8 @@ def verdict_sets(conn: psycopg.Connection, kind: str, file_id: int) -> dict[str,
     of an INSERT in parallel). The sets of columns' values are all found on one pass over the distinct
     values of those columns together: a test is of the value alone, so a value of another column that
     fails a column's test can only match that column's rows where they hold that same failing value.
-    (Running the other sets meanwhile on a second connection gained nothing: the pass over the
-    distinct values keeps both cores busy.)
+    (Finding the other sets meanwhile on a second connection gained nothing: that pass keeps both
+    cores busy.)
     """
     sets: dict[str, R.ValueSet] = {}
     for rule in R.row_rules(kind):
@@ -202,7 +205,7 @@ def verdict_sets(conn: psycopg.Connection, kind: str, file_id: int) -> dict[str,
     others = {name: value_set for name, value_set in sets.items() if not value_set.column}
     rows_src = _file_rows(kind, file_id)
 
-    def column_sets(c: psycopg.Connection) -> dict[str, list[list[str | None]]]:
+    def column_sets() -> dict[str, list[list[str | None]]]:
         if not tests:
             return {}
         distinct_tests = list(dict.fromkeys(tests.values()))  # the same test of several columns runs once
@@ -215,27 +218,27 @@ def verdict_sets(conn: psycopg.Connection, kind: str, file_id: int) -> dict[str,
         distinct = f"(select distinct t.v from ({cells}) t offset 0)"
         # The planner, without statistics of expressions, guesses 200 values and sorts the workers' distinct
         # values to merge them: hashing is cheaper (tens of thousands of date-times).
-        c.execute("set local enable_sort = off")
-        rows = c.execute(
+        conn.execute("set local enable_sort = off")
+        rows = conn.execute(
             f"select * from (select d.v, {flags} from {distinct} d where d.v is not null) t where {any_failed}"
         ).fetchall()
-        c.execute("set local enable_sort = on")
+        conn.execute("set local enable_sort = on")
         return {name: [[row[0] for row in rows if row[1 + distinct_tests.index(test)]]]
                 for name, test in tests.items()}
 
-    def other_sets(c: psycopg.Connection) -> dict[str, list[list[str | None]]]:
+    def other_sets() -> dict[str, list[list[str | None]]]:
         found: dict[str, list[list[str | None]]] = {}
         for name, value_set in others.items():
-            if value_set.probe and not c.execute(value_set.probe.replace("{rows}", rows_src)).fetchone()[0]:
+            if value_set.probe and not conn.execute(value_set.probe.replace("{rows}", rows_src)).fetchone()[0]:
                 found[name] = [[] for _ in range(value_set.width)]
                 continue
-            cur = c.execute(value_set.query.replace("{rows}", rows_src))
+            cur = conn.execute(value_set.query.replace("{rows}", rows_src))
             rows = cur.fetchall()
             found[name] = [[row[i] for row in rows] for i in range(len(cur.description))]
         return found
 
     _parallel_settings(conn)
-    return {**column_sets(conn), **other_sets(conn)}
+    return {**column_sets(), **other_sets()}
 
 
 def _verdict_flags(kind: str, file_id: int, sets: dict[str, list[list[str | None]]]
@@ -270,9 +273,10 @@ def failing_rows(conn: psycopg.Connection, kind: str, file_id: int,
 
 
 def quarantine_sql(kind: str, file_id: int, run_id: str, sets: dict[str, list[list[str | None]]],
-                   rows: list[int]) -> tuple[str, list]:
-    """The verdict: the file's rows numbered `rows` (failing_rows) are copied, with every rule they
-    failed and the observed values, to quarantine.<kind>.
+                   rows: list[int] | None = None) -> tuple[str, list]:
+    """The verdict: the file's rows that fail a rule (those numbered `rows`, found by failing_rows; all
+    of the file's rows are tested when None) are copied, with every rule they failed and the observed
+    values, to quarantine.<kind>.
 
     Each predicate is evaluated once per row (`offset 0` keeps the planner from inlining the flags
     into both the filter and the JSON). Returns the statement and its parameters.
@@ -293,9 +297,9 @@ def quarantine_sql(kind: str, file_id: int, run_id: str, sets: dict[str, list[li
         f"insert into quarantine.{kind} (_file_id, _row_number, {cols}, failed_rules, run_id) "
         f"select r._file_id, r._row_number, {rcols}, to_jsonb(array_remove(array[{failed}], null)), {_lit(run_id)} "
         f"from (select r.*, {named} from raw.{kind} r where r._file_id = {file_id} "
-        f"and r._row_number = any(%s::integer[]) offset 0) r "
+        f"and (%s::integer[] is null or r._row_number = any(%s::integer[])) offset 0) r "
         f"where {any_failed}"
-    ), [*params, rows]
+    ), [*params, rows, rows]
 
 
 def verdict_counts(conn: psycopg.Connection, kind: str, file_id: int) -> dict[str, int]:
@@ -384,8 +388,9 @@ def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
         sets = verdict_sets(conn, kind, file_id)
         failing = failing_rows(conn, kind, file_id, sets)
         quarantined = 0
-        if failing:
-            statement, params = quarantine_sql(kind, file_id, run_id, sets, failing)
+        if failing:  # (a file failing almost whole is tested again whole rather than by a huge list)
+            statement, params = quarantine_sql(kind, file_id, run_id, sets,
+                                               failing if len(failing) <= MANY_FAILING else None)
             quarantined = conn.execute(statement, params).rowcount
         conn.commit()
         _store_results(conn, run_id, file_id, kind, shape_result, counts_rows=False)
