@@ -113,3 +113,22 @@ def test_channel_rule_takes_any_case_of_the_known_names(db, channel, fails):
     (failed,) = db.execute(f"select coalesce(({rule.predicate}), false) from (select %s::text as channel) r",
                            (channel,)).fetchone()
     assert failed is fails
+
+
+def test_a_record_file_rejected_at_load_is_validated_without_a_table_of_its_own(db, warehouse_dsn, tmp_path,
+                                                                               monkeypatch):
+    """Its rows never reached raw (the load rolled back, its table with it): the file suite still runs."""
+    from reform_etl import ingest
+    from reform_etl import validation as V
+
+    monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
+    landing = tmp_path / "landing"
+    (landing / "dossiers").mkdir(parents=True)
+    path = landing / "dossiers" / "header_only.csv"
+    path.write_text("dossier_id,unit_code,field_code,procedure_code,channel,received_at,due_at,completed_at,"
+                    "status,satisfied,note_rejected_at_load\n", encoding="utf-8")
+    db.execute("insert into audit.pipeline_runs (run_id) values ('rejected-record') on conflict do nothing")
+    (loaded,) = ingest.load_paths([path], run_id="rejected-record", landing=landing, dsn=warehouse_dsn)
+    assert (loaded.status, loaded.error_code) == ("rejected", "empty")
+    outcome = V.validate_file(warehouse_dsn, loaded.file_id, "rejected-record")
+    assert outcome["status"] == "rejected"

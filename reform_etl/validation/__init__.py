@@ -320,6 +320,8 @@ def _analyze(dsn: str, *tables: str, statistics_target: int | None = None) -> No
         if statistics_target:
             conn.execute(f"set default_statistics_target = {int(statistics_target)}")
         for table in tables:
+            if conn.execute("select to_regclass(%s) is null", (table,)).fetchone()[0]:
+                continue  # a record file rejected at load has no table of its own
             schema, name = table.split(".")
             stale = conn.execute(
                 "select coalesce(last_analyze, last_autoanalyze) is null "
