@@ -51,7 +51,7 @@ def line_run_pattern(spec: KindSpec, columns: list[str], delimiter: str) -> re.P
     loader drops blank rows), nor is a quoted cell (left to the database to read)."""
     delim = delimiter.encode()
     forms = _cells(delim)
-    keys = {*spec.key, "unit_code", spec.period_column}
+    keys = set(spec.lookup_columns)
 
     def cell(key: str) -> bytes:
         form = forms[spec.column(key).type]

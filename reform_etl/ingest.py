@@ -28,7 +28,7 @@ from reform_etl.config import settings
 from reform_etl.kinds import KIND_SPECS, KindSpec, ValueType
 from reform_etl.parsing import cell_text
 from reform_etl.readers import FileRejected, Table, open_table
-from reform_etl.warehouse import attach_file_table, connect, file_table, file_table_ddl
+from reform_etl.warehouse import attach_file_table, connect, file_table, file_table_ddl, prefer_parallel
 from reform_etl.warehouse import dsn as warehouse_dsn
 
 SKIPPED_PREFIXES = (".", "~$")  # hidden files, Excel lock files
@@ -251,8 +251,7 @@ def _load(conn: psycopg.Connection, path: Path, kind: str, digest: str, run_id: 
     width = 4 if spec.yearly else 7
     # Counted by a SELECT, which Postgres may spread over its parallel workers (an INSERT runs alone). A
     # file's own table is read whole: a filter on its one file id would only mislead the row estimate.
-    conn.execute("set local parallel_setup_cost = 100")
-    conn.execute("set local parallel_tuple_cost = 0.001")
+    prefer_parallel(conn)
     of_file = sql.SQL("true") if spec.by_file else sql.SQL("_file_id = {}").format(sql.Literal(file_id))
     partitions = conn.execute(
         sql.SQL("select coalesce(unit_code, ''), coalesce(left({period}, %s), ''), count(*) "
@@ -421,8 +420,8 @@ def _check_key_lengths(conn: psycopg.Connection, spec: KindSpec, table: Table, s
 
 
 def _key_columns(spec: KindSpec, present: set[str]) -> list[str]:
-    """The columns looked up through indexes (key, unit, period) among those of the file."""
-    return [k for k in dict.fromkeys((*spec.key, "unit_code", spec.period_column)) if k in present]
+    """The columns looked up through indexes among those of the file."""
+    return [k for k in spec.lookup_columns if k in present]
 
 
 def _length(cell: sql.Composable) -> sql.Composable:

@@ -48,6 +48,11 @@ class KindSpec:
         return [c.key for c in self.columns]
 
     @property
+    def lookup_columns(self) -> list[str]:
+        """The columns looked up through btree indexes (key, unit, period): their cells have a bounded length."""
+        return list(dict.fromkeys((*self.key, "unit_code", self.period_column)))
+
+    @property
     def required(self) -> list[str]:
         return [c.key for c in self.columns if c.required]
 

@@ -91,6 +91,13 @@ def raw_table_ddl(kind: str) -> sql.Composed:
              sequence_name=sql.Literal(f"raw.{kind}__row_seq"))
 
 
+def prefer_parallel(conn: psycopg.Connection) -> None:
+    """For the rest of the transaction, let Postgres spread a scan of a large file over its parallel
+    workers (each hashes or sorts its share of the rows) more readily than its defaults do."""
+    conn.execute("set local parallel_setup_cost = 100")
+    conn.execute("set local parallel_tuple_cost = 0.001")
+
+
 def file_table_name(kind: str, file_id: int) -> str:
     """The table holding one file's rows of a kind held by file (a partition of raw.<kind>), in schema raw."""
     return f"{kind}__file_{int(file_id)}"

@@ -30,7 +30,7 @@ from psycopg.types.json import Jsonb
 from reform_etl.kinds import KIND_SPECS
 from reform_etl.validation import project, refdata
 from reform_etl.validation import rules as R
-from reform_etl.warehouse import file_table_name
+from reform_etl.warehouse import file_table_name, prefer_parallel
 
 log = logging.getLogger(__name__)
 
@@ -177,11 +177,10 @@ MANY_FAILING = 100_000  # failing rows beyond which the quarantine statement tes
 
 
 def _parallel_settings(conn: psycopg.Connection) -> None:
-    """Worth it for the group-bys of a large file: each worker hashes its share of the rows. Local to
-    the connection's transaction."""
-    conn.execute("set local parallel_setup_cost = 100")
-    conn.execute("set local parallel_tuple_cost = 0.001")
-    conn.execute("set local work_mem = '256MB'")  # room for a large file's groups to stay hashed in memory
+    """Local to the connection's transaction: parallel plans, and room for a large file's groups to stay
+    hashed in memory."""
+    prefer_parallel(conn)
+    conn.execute("set local work_mem = '256MB'")
 
 
 def verdict_sets(conn: psycopg.Connection, kind: str, file_id: int) -> dict[str, list[list[str | None]]]:
