@@ -107,9 +107,17 @@ def test_unit_codes_get_their_leading_zeros_back(norm, raw, when, expected):
     ("2026-01-05 08:30:00", "2026-01-05T08:30:00"), (datetime(2026, 1, 5, 8, 30), "2026-01-05T08:30:00"),
     (datetime(2026, 1, 5), "2026-01-05"), ("31/02/2026", "31/02/2026"), ("2026-01-05T00:00:00", "2026-01-05"),
     (" 2026-01-05 ", "2026-01-05"), ("05.01.2026", "2026-01-05"), ("hôm qua", "hôm qua"),
+    # a UTC offset: the same moment on Vietnam's clock (UTC+7), which the other dates are read in
+    ("2026-01-05T01:30:00Z", "2026-01-05T08:30:00"), ("2026-01-05T08:30:00+07:00", "2026-01-05T08:30:00"),
+    ("2026-01-05 20:30:00.5-0500", "2026-01-06T08:30:00"), ("2026-01-05T25:00:00+07:00", "2026-01-05T25:00:00+07:00"),
 ])
 def test_dates(norm, raw, expected):
     assert norm("date", raw) == expected
+
+
+def test_dates_read_day_first_are_written_iso_under_any_datestyle(db):
+    db.execute("set datestyle = 'SQL, DMY'")
+    assert db.execute("select raw.norm_date('05/01/2026 08:30')").fetchone()[0] == "2026-01-05T08:30:00"
 
 
 @pytest.mark.parametrize("raw, expected", [("có", "true"), ("Có", "true"), ("không", "false"), ("x", "true"),

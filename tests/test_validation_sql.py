@@ -7,12 +7,41 @@ import pytest
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("2024-02-29", "2024-02-29"), ("2023-02-29", None), ("2024-04-31", None), ("2024-13-01", None),
-    ("abc", None), ("", None), (None, None), ("0000-01-01", None), ("2024-03-05 10:00", "2024-03-05"),
-    ("2024-03-05T10:00:00.5+07:00", "2024-03-05"), ("2024-03-05 garbage", None), ("1e309", None),
+    ("abc", None), ("", None), (None, None), ("0000-01-01", None), ("2024-03-05T10:00:00", "2024-03-05"),
+    ("2024-02-29T23:59:59", "2024-02-29"), ("2024-03-05 garbage", None), ("1e309", None),
+    # a raw date cell is in the loader's canonical form, or it names no date the marts could read
+    ("2024-03-05 10:00", None), ("2024-03-05T10:00:00.5+07:00", None), ("2024-03-05T10:00", None),
+    # a real day, but no time of day: staging could not read it (the cast would fail the night's dbt run)
+    ("2026-09-01T25:00:00", None), ("2026-09-01T10:61:00", None), ("2026-09-01T10:00:61", None),
+    ("2026-09-01T24:00:00", None),
+    # what PostgreSQL's lenient timestamp input would read as a date
+    ("2026-09-1 T10:00:00", None), (" 026-09-01", None), ("+026-09-01", None), ("2026-09-1Z", None),
+    ("2026-09-13T16:+6:00", None),
 ])
 def test_try_date(db, text, expected):
     (value,) = db.execute("select audit.try_date(%s)::text", (text,)).fetchone()
     assert value == expected
+
+
+def test_a_date_cell_is_valid_only_in_canonical_form_whatever_character_replaces_a_digit(db):
+    """raw.is_date_cell (validation and staging) against every printable ASCII character put in every place
+    of a canonical date and date-time: what it accepts is digits in the canonical shape."""
+    (accepted, wrong) = db.execute(
+        "with base (b) as (values ('2026-09-13T16:06:00'), ('2026-09-13')), "
+        "variants as (select overlay(b placing chr(c) from p for 1) as v from base, generate_series(1, 19) p, "
+        "generate_series(32, 126) c where p <= length(b)) "
+        "select count(*) filter (where raw.is_date_cell(v)), count(*) filter (where raw.is_date_cell(v) "
+        "and v !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2})?$') from variants").fetchone()
+    assert accepted > 100 and wrong == 0
+
+
+@pytest.mark.parametrize("datestyle", ["ISO, MDY", "SQL, DMY", "German", "Postgres, YMD"])
+def test_a_date_cell_reads_the_same_under_every_datestyle(db, datestyle):
+    db.execute(f"set datestyle = '{datestyle}'")
+    row = db.execute("select raw.is_date_cell('2026-09-13T16:06:00'), raw.is_date_cell('2026-09-13'), "
+                     "raw.is_date_cell('2026-13-09'), raw.date_cell_timestamp('2026-09-13T16:06:00') "
+                     "= timestamp '2026-09-13 16:06:00'").fetchone()
+    assert row == (True, True, False, True)
 
 
 def test_try_date_runs_inside_a_parallel_query(db):
@@ -54,14 +83,17 @@ def test_gx_file_suite_rejects_what_the_loader_let_through(db, warehouse_dsn, tm
     assert row == ("rejected", "missing_required_columns", 0)
 
 
-@pytest.mark.parametrize("many_failing", [100_000, 0], ids=["rows-by-number", "file-tested-again"])
+@pytest.mark.parametrize(("many_failing", "in_place_share"), [(100_000, 2.0), (0, 2.0), (100_000, -1.0)],
+                         ids=["rows-by-number", "file-tested-again", "dates-tested-in-place"])
 def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db, warehouse_dsn, tmp_path,
-                                                                               monkeypatch, many_failing):
-    """The date sets come from one pass over the distinct values of every date column together. A due date in
-    the future (normal) that is another row's receipt date quarantines only that receipt; an impossible date
-    is caught in whichever column holds it; duplicate keys are listed once the probe finds fewer keys than rows;
-    a unit created in the middle of a month is checked day by day in that month. The failing rows are
-    quarantined by number, or, past MANY_FAILING of them, by testing the whole file again."""
+                                                                               monkeypatch, many_failing,
+                                                                               in_place_share):
+    """The date sets come from one pass over the distinct values of every date column together, or, for
+    columns of mostly distinct values, from each row's own cells (the same verdict). A due date in the future
+    (normal) that is another row's receipt date quarantines only that receipt; an impossible date, or time of
+    day, is caught in whichever column holds it; duplicate keys are listed once the probe finds fewer keys
+    than rows; a unit created in the middle of a month is checked day by day in that month. The failing rows
+    are quarantined by number, or, past MANY_FAILING of them, by testing the whole file again."""
     from pathlib import Path
 
     from reform_etl import ingest
@@ -74,16 +106,19 @@ def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db
 
     monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
     monkeypatch.setattr(V, "MANY_FAILING", many_failing)
+    monkeypatch.setattr(V, "IN_PLACE_DISTINCT_SHARE", in_place_share)
     landing = tmp_path / "landing"
     (landing / "dossiers").mkdir(parents=True)
     unit = "07900"  # Phường Việt Trì, a 2025 commune
     rows = [
-        (f"D1-{many_failing}", "2026-09-02T08:00:00", "2099-01-01", ""),  # due in the future: fine
+        (f"D1-{many_failing}-{in_place_share}", "2026-09-02T08:00:00", "2099-01-01", ""),  # due in the future: fine
         ("D2", "2099-01-01", "2099-01-05", ""),  # received in the future
         ("D3", "2026-09-03", "2026-09-10", "2026-02-30"),  # impossible completion date
         ("D4", "2026-09-03", "2026-02-30", ""),  # the same impossible date, as a due date
         ("D5", "2026-09-04", "2026-09-10", ""),
         ("D5", "2026-09-05", "2026-09-10", ""),  # the same dossier twice
+        ("D8", "2026-09-03", "2026-09-06T10:61:00", ""),  # a real day, but no time of day
+        ("D9", "2026-09-04T24:00:00", "2026-09-10", ""),  # a receipt at no time of day: no day to place it in
     ]
     lines = ["dossier_id,unit_code,field_code,procedure_code,channel,received_at,due_at,completed_at,status,satisfied",
              *(f"{d},{unit},HT,1.001234,online,{r},{due},{done},processing," for d, r, due, done in rows),
@@ -94,12 +129,13 @@ def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db
     db.execute("insert into audit.pipeline_runs (run_id) values ('verdict-sets') on conflict do nothing")
     (loaded,) = ingest.load_paths([Path(path)], run_id="verdict-sets", landing=landing, dsn=warehouse_dsn)
     outcome = V.validate_file(warehouse_dsn, loaded.file_id, "verdict-sets")
-    assert outcome["status"] == "accepted" and outcome["rows_quarantined"] == 6
+    assert outcome["status"] == "accepted" and outcome["rows_quarantined"] == 8
     verdict = dict(db.execute(
         "select _row_number, array_agg(f->>'rule' order by f->>'rule') from quarantine.dossiers q, "
         "jsonb_array_elements(q.failed_rules) f where q._file_id = %s group by 1", (loaded.file_id,)).fetchall())
     assert verdict == {3: ["period_in_future"], 4: ["date_invalid"], 5: ["date_invalid"],
-                       6: ["duplicate_key_in_file"], 7: ["duplicate_key_in_file"], 8: ["unit_not_valid_in_period"]}
+                       6: ["duplicate_key_in_file"], 7: ["duplicate_key_in_file"], 8: ["date_invalid"],
+                       9: ["period_invalid"], 10: ["unit_not_valid_in_period"]}
 
 
 @pytest.mark.parametrize(("channel", "fails"), [

@@ -18,9 +18,11 @@
     case when btrim({{ column }}) ~ '^[0-9]{4}$' then btrim({{ column }})::integer end
 {%- endmacro %}
 
+{#- A raw date cell as a local timestamp, null when it names no real day and time of day: the loader's
+    own test (raw.is_date_cell), which validation applies too, so every date a row passed validation with
+    is read here, and no cell can make the cast fail ('2026-09-01T25:00:00'). -#}
 {% macro to_timestamp_local(column) -%}
-    case when btrim({{ column }}) ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2})?)?$'
-         then replace(btrim({{ column }}), 'T', ' ')::timestamp end
+    raw.date_cell_timestamp(btrim({{ column }}))
 {%- endmacro %}
 
 {#- Month key yyyymm (integer) of a 'YYYY-MM' period. -#}

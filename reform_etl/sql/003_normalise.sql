@@ -121,6 +121,12 @@ begin
   if t ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2})?(\.[0-9]+)?$' then
     return left(t, 10) || 'T' || substr(t, 12, 5) || ':' || coalesce(nullif(substr(t, 18, 2), ''), '00');
   end if;
+  -- With a UTC offset ('Z', '+07:00', '-0500'): the same moment on Vietnam's clock, which every other
+  -- date of a submission is read in.
+  if t ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)? ?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$'
+     and pg_input_is_valid(t, 'timestamptz') then
+    return to_char(t::timestamptz at time zone 'Asia/Ho_Chi_Minh', 'YYYY-MM-DD"T"HH24:MI:SS');
+  end if;
   m := regexp_match(t, '^([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})(?:\s+([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?)?$');
   if m is null then return t; end if;
   begin
@@ -128,8 +134,9 @@ begin
   exception when others then
     return t;  -- 31/02/2026: not a calendar date, kept as it arrived
   end;
-  if m[4] is null then return d::text; end if;
-  return d::text || 'T' || lpad(m[4], 2, '0') || ':' || m[5] || ':' || coalesce(m[6], '00');
+  -- to_char, not d::text: the cast would follow the session's DateStyle ('13/09/2026' under SQL, DMY)
+  if m[4] is null then return to_char(d, 'YYYY-MM-DD'); end if;
+  return to_char(d, 'YYYY-MM-DD') || 'T' || lpad(m[4], 2, '0') || ':' || m[5] || ':' || coalesce(m[6], '00');
 end $$;
 
 -- ISO date or date-time out: '2026-01-05', '2026-01-05 08:30' -> '2026-01-05T08:30:00', '05/01/2026'.
@@ -147,6 +154,29 @@ language sql immutable parallel safe as $$
          and ascii(v) between 48 and 57 and ascii(right(v, 1)) between 48 and 57 then v
     else raw.norm_date_slow(v)
   end
+$$;
+
+-- Whether a raw date cell names a real day, or a real day and time of day, in the form norm_date writes
+-- for every date it can read: 'YYYY-MM-DD' or 'YYYY-MM-DDTHH:MI:SS'. PostgreSQL's own timestamp input
+-- decides the calendar and the clock ('2026-02-29', '25:00:00' and '10:61:00' are not), and the value
+-- must print back as itself: that input also reads what is no canonical date ('2026-09-1 T10:00:00',
+-- '+026-09-01', a time zone letter), which the round trip refuses. Exact, yet cheap enough for every
+-- cell of a record-level file (no regular expression), and the same whatever the session's DateStyle
+-- (to_char with a fixed pattern; ISO input is read year first under every DateStyle). Validation
+-- (rules.py) and staging (dbt macro to_timestamp_local) both read dates through it, so a date that
+-- passes validation is one staging can read, and one it cannot is a finding, never a failed run.
+create or replace function raw.is_date_cell(v text) returns boolean
+language sql stable parallel safe as $$
+  select case when octet_length(v) in (10, 19) and (v like '____-__-__' or v like '____-__-__T__:__:__')
+                   and pg_input_is_valid(v, 'timestamp')
+              then left(to_char(v::timestamp, 'YYYY-MM-DD"T"HH24:MI:SS'), octet_length(v)) = v
+              else false end
+$$;
+
+-- The moment a raw date cell names (null: blank, or not a date cell: see is_date_cell).
+create or replace function raw.date_cell_timestamp(v text) returns timestamp
+language sql stable parallel safe as $$
+  select case when raw.is_date_cell(v) then v::timestamp end
 $$;
 
 create or replace function raw.norm_unit_code_slow(v text, period text) returns text

@@ -77,30 +77,11 @@ create table if not exists audit.ref_sources (
     loaded_at timestamptz not null default now()
 );
 
--- A date that does not parse (2021-02-30, 'abc') is a finding, not an error that aborts the check.
--- Plain SQL, no exception block: a PL/pgSQL handler cannot run inside a parallel query.
--- Called for every row of record-level files, so the canonical forms the loader writes
--- ('YYYY-MM-DD', 'YYYY-MM-DDTHH:MI:SS') are recognised with string functions; only other
--- date-times pay for the regular expression.
+-- The day a raw date cell names, null when it names none (blank, '2021-02-30', '10:61:00', 'abc'): a
+-- finding, not an error that aborts the check. The test is raw.is_date_cell (003_normalise.sql),
+-- shared with staging; plain SQL, no exception block (a PL/pgSQL handler cannot run inside a parallel
+-- query).
 create or replace function audit.try_date(value text) returns date
-language sql immutable parallel safe as $$
-    select case
-        when char_length(value) >= 10
-             and translate(left(value, 10), '0123456789', '') = '--'
-             and substr(value, 5, 1) = '-' and substr(value, 8, 1) = '-' and left(value, 1) <> '0'
-             and (char_length(value) = 10
-                  or (char_length(value) = 19 and translate(substr(value, 11), '0123456789', '') in ('T::', ' ::')
-                      and substr(value, 14, 1) = ':' and substr(value, 17, 1) = ':')
-                  or substr(value, 11) ~ '^[ T][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?([+-][0-9]{2}(:?[0-9]{2})?|Z)?$')
-             and substr(value, 6, 2) between '01' and '12'
-             and substr(value, 9, 2) between '01' and case
-                 when substr(value, 6, 2) = '02' then
-                     case when substr(value, 1, 4)::int % 4 = 0
-                               and (substr(value, 1, 4)::int % 100 <> 0 or substr(value, 1, 4)::int % 400 = 0)
-                          then '29' else '28' end
-                 when substr(value, 6, 2) in ('04', '06', '09', '11') then '30'
-                 else '31' end
-        -- make_date, not ::date: the cast is only stable (DateStyle), which would stop the inlining
-        then make_date(substr(value, 1, 4)::int, substr(value, 6, 2)::int, substr(value, 9, 2)::int)
-    end
+language sql stable parallel safe as $$
+    select raw.date_cell_timestamp(value)::date
 $$;

@@ -48,7 +48,9 @@ SEVERITY_WORDS = {
 class ValueSet:
     """Values of the file a rule tests as a set: `query` (over {rows}) returns those that fail. A set of
     one column's distinct values that fail `test` (of `d.v`, a test of the value alone) names the
-    column: the verdict tests all such sets on one pass over the distinct values of their columns.
+    column: the verdict tests all such sets on one pass over the distinct values of their columns, or,
+    where a column's values are mostly distinct (date-times to the second), tests each row's value in
+    place (`member`, the predicate's test of membership, becomes `in_place`: the same test of `r`'s cell).
     `probe`, if given, is a cheaper query over {rows} whose one boolean is false only when the set
     is empty (usually it is: the set's own query is then skipped); `width` is the query's columns."""
     query: str
@@ -56,6 +58,8 @@ class ValueSet:
     test: str = ""
     probe: str = ""
     width: int = 1
+    member: str = ""
+    in_place: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,14 @@ def period_ok(spec: KindSpec, alias: str = "r") -> str:
     if spec.yearly:
         return f"coalesce({col} ~ '{YEAR_RE}', false)"
     if spec.column(spec.period_column).type is ValueType.DATE:  # raw dates are trimmed by the loader
-        return f"audit.try_date({alias}.{spec.period_column}) is not null"
+        return is_date(col)
     return f"coalesce({col} ~ '{PERIOD_RE}', false)"
+
+
+def is_date(value: str) -> str:
+    """A date cell naming a real day (and time of day) in the loader's canonical form; false for null.
+    The test staging reads dates with (003_normalise.sql), so what passes here staging can read."""
+    return f"raw.is_date_cell({value})"
 
 
 def start_of(spec: KindSpec, value: str) -> str:
@@ -150,7 +160,9 @@ def _bad_values(column: str, test: str, name: str) -> tuple[str, dict[str, Value
     the predicate, and the set `set_<column>_<name>` it reads (see Rule.sets)."""
     key = f"set_{column}_{name}"
     query = f"select d.v from {distinct_values(column)} d where d.v is not null and ({test})"
-    return f"r.{column} in {{{key}}}", {key: ValueSet(query, column, test)}
+    member = f"r.{column} in {{{key}}}"
+    in_place = f"(r.{column} is not null and ({test.replace('d.v', f'r.{column}')}))"
+    return member, {key: ValueSet(query, column, test, member=member, in_place=in_place)}
 
 
 SET = re.compile(r"\{(set_\w+)\}")
@@ -185,13 +197,15 @@ def _common_rules(spec: KindSpec) -> list[Rule]:
     period_word_vi = "Năm" if spec.yearly else "Ngày tiếp nhận" if pc == "received_at" else "Kỳ báo cáo"
     period_word_en = "year" if spec.yearly else "received date" if pc == "received_at" else "period"
     what = "year" if spec.yearly else "date" if pc == "received_at" else "month"
-    bad_period, bad_period_set = _bad_values(pc, f"{start_of(spec, 'd.v')} is null", "invalid")
-    # The text of a valid period (ISO date, YYYY-MM or YYYY) orders as its date: comparing it first spares the
-    # date's parsing for every value before today's.
-    width, pattern = (4, "YYYY") if spec.yearly else (10, "YYYY-MM-DD") if spec.column(pc).type is ValueType.DATE \
-        else (7, "YYYY-MM")
-    future, future_set = _bad_values(
-        pc, f"left(d.v, {width}) > to_char({TODAY}, '{pattern}') and {start_of(spec, 'd.v')} > {TODAY}", "future")
+    is_date_column = spec.column(pc).type is ValueType.DATE
+    invalid = f"not {is_date('d.v')}" if is_date_column else f"{start_of(spec, 'd.v')} is null"
+    bad_period, bad_period_set = _bad_values(pc, invalid, "invalid")
+    # The text of a valid period (ISO date, YYYY-MM or YYYY) orders as its date: comparing it with today's
+    # first (one text comparison; today's text is computed once per query) spares most values the rest.
+    width, pattern = (4, "YYYY") if spec.yearly else (10, "YYYY-MM-DD") if is_date_column else (7, "YYYY-MM")
+    after_today = f"left(d.v, {width}) > (select to_char({TODAY}, '{pattern}'))"
+    after_start = is_date("d.v") if is_date_column else f"{start_of(spec, 'd.v')} > {TODAY}"
+    future, future_set = _bad_values(pc, f"{after_today} and {after_start}", "future")
     # (unit, period) pairs of the file where the unit did not exist: checked once per distinct pair, and
     # only for the units that no window of the registry covers whole over one of their periods in the file's
     # registry (audit.submission_partitions, usually none): their other rows are valid whatever their day.
@@ -386,7 +400,7 @@ CHANNELS = ("online", "direct", "postal", "truc tuyen", "trực tuyến", "trự
 
 def _dossier_rules(spec: KindSpec) -> list[Rule]:
     channel_list = ", ".join(f"'{c}'" for c in CHANNELS)
-    date_bad = [_bad_values(c, "audit.try_date(d.v) is null", "invalid") for c in ("due_at", "completed_at")]
+    date_bad = [_bad_values(c, f"not {is_date('d.v')}", "invalid") for c in ("due_at", "completed_at")]
     return [
         _code_rule("field_code_unknown", "field_code", "ref_fields",
                    "Mã lĩnh vực không có trong danh mục", "Field code is not in the field catalog", required=True),
