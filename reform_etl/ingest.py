@@ -13,7 +13,9 @@ import csv
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,12 +52,25 @@ class FileResult:
         return asdict(self)
 
 
-def sha256_file(path: Path) -> str:
+@dataclass(frozen=True)
+class FileBytes:
+    """What one read of a file's bytes tells before it is loaded."""
+
+    sha256: str
+    last_special: int  # offset of its last '"' or '\\' byte (-1: none): a CSV body after it is plain text to COPY
+
+
+def read_bytes(path: Path) -> FileBytes:
     digest = hashlib.sha256()
+    last_special, offset = -1, 0
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+            found = max(block.rfind(b'"'), block.rfind(b"\\"))
+            if found >= 0:
+                last_special = offset + found
+            offset += len(block)
+    return FileBytes(digest.hexdigest(), last_special)
 
 
 def kind_of(path: Path, landing: Path) -> str | None:
@@ -127,7 +142,8 @@ def load_file(path: Path, run_id: str | None = None, landing: Path | None = None
         return _register_rejected(dsn, resolved, None, run_id, "unreadable", "file not found (không tìm thấy tệp)",
                                   hashlib.sha256(str(resolved).encode()).hexdigest(), readable=False)
     kind = kind_of(resolved, landing)
-    digest = sha256_file(resolved)
+    facts = read_bytes(resolved)
+    digest = facts.sha256
     with connect(dsn) as conn:
         # Serialise on the content: two loaders given the same bytes load them once.
         conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (digest,))
@@ -144,7 +160,7 @@ def load_file(path: Path, run_id: str | None = None, landing: Path | None = None
                 "(sai thư mục loại dữ liệu)",
                 digest)
         try:
-            result = _load(conn, resolved, kind, digest, run_id, archive)
+            result = _load(conn, resolved, kind, facts, run_id, archive)
             conn.commit()
             return result
         except FileRejected as rejected:
@@ -191,15 +207,34 @@ def _insert_file(conn: psycopg.Connection, path: Path, kind: str | None, digest:
     ).fetchone()[0]
 
 
-def _archive(path: Path, digest: str, archive: Path) -> Path:
-    """Keep the exact bytes that arrived, named by content, so a submission can never be lost."""
+def _archive(path: Path, digest: str, archive: Path) -> tuple[Path, bool]:
+    """Keep the exact bytes that arrived, named by content, so a submission can never be lost.
+    Returns the archived copy and whether this call made it."""
     target = archive / digest[:2] / f"{digest}{path.suffix.lower()}"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(target.suffix + ".part")
-        shutil.copyfile(path, partial)
-        partial.replace(target)
-    return target
+    if target.exists():
+        return target, False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(target.suffix + ".part")
+    shutil.copyfile(path, partial)
+    partial.replace(target)
+    return target, True
+
+
+@contextmanager
+def _archiving(path: Path, digest: str, archive: Path) -> Iterator[Future[tuple[Path, bool]]]:
+    """Archive the file on a thread while its rows load (a copy of a 1 GB export takes seconds, and the
+    COPY leaves the client's core mostly idle). A load that fails keeps no copy it made: the archive
+    holds the files that loaded, as the registry does."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive") as copier:
+        copying = copier.submit(_archive, path, digest, archive)
+        try:
+            yield copying
+        except BaseException:
+            with suppress(Exception):
+                target, made = copying.result()
+                if made:
+                    target.unlink(missing_ok=True)
+            raise
 
 
 NORMALISE_SQL = {
@@ -222,7 +257,7 @@ class _NotStreamable(Exception):
     """The CSV body cannot go to COPY byte for byte; the row-by-row path handles it exactly."""
 
 
-def _load(conn: psycopg.Connection, path: Path, kind: str, digest: str, run_id: str | None,
+def _load(conn: psycopg.Connection, path: Path, kind: str, facts: FileBytes, run_id: str | None,
           archive: Path) -> FileResult:
     """Put the file's cells in raw.<kind>, normalised, in the caller's transaction.
 
@@ -234,16 +269,31 @@ def _load(conn: psycopg.Connection, path: Path, kind: str, digest: str, run_id: 
     as raw.<kind>'s partition once they are in.
     """
     spec = KIND_SPECS[kind]
-    file_id = _insert_file(conn, path, kind, digest, run_id, "loaded")
+    file_id = _insert_file(conn, path, kind, facts.sha256, run_id, "loaded")
+    with _archiving(path, facts.sha256, archive) as archiving:
+        rows, table = _load_rows(conn, path, spec, file_id, facts)
+        archived, _ = archiving.result()
+    conn.execute(
+        "update audit.submission_files set rows_total = %s, rows_loaded = %s, sheet_name = %s, header_row = %s, "
+        "header_mapping = %s, archived_path = %s, loaded_at = now() where file_id = %s",
+        (rows, rows, table.sheet_name, table.header_row, Jsonb(table.source_headers), str(archived), file_id),
+    )
+    return FileResult(file_id, str(path), kind, "loaded", rows, rows)
+
+
+def _load_rows(conn: psycopg.Connection, path: Path, spec: KindSpec, file_id: int, facts: FileBytes
+               ) -> tuple[int, Table]:
+    """The file's rows in raw.<kind> (or its own table, attached), with their registry partitions."""
+    kind = spec.name
     target = file_table(kind, file_id) if spec.by_file else sql.Identifier("raw", kind)
     opened = open_table(path, kind)
     try:
         table = opened.table
-        rows = _copy_into_raw(conn, path, spec, table, file_id, target) if _direct(table) else None
+        rows = _copy_into_raw(conn, path, spec, table, file_id, target, facts) if _direct(table) else None
         if rows is None:
             if spec.by_file:
                 conn.execute(file_table_ddl(kind, file_id))
-            rows = _stage_and_normalise(conn, path, spec, table, file_id, target)
+            rows = _stage_and_normalise(conn, path, spec, table, file_id, target, facts)
     finally:
         opened.close()
     if rows == 0:
@@ -264,17 +314,11 @@ def _load(conn: psycopg.Connection, path: Path, kind: str, digest: str, run_id: 
         (file_id, kind, *(list(column) for column in zip(*partitions, strict=True))))
     if spec.by_file:
         conn.execute(attach_file_table(kind, file_id))
-    archived = _archive(path, digest, archive)
-    conn.execute(
-        "update audit.submission_files set rows_total = %s, rows_loaded = %s, sheet_name = %s, header_row = %s, "
-        "header_mapping = %s, archived_path = %s, loaded_at = now() where file_id = %s",
-        (rows, rows, table.sheet_name, table.header_row, Jsonb(table.source_headers), str(archived), file_id),
-    )
-    return FileResult(file_id, str(path), kind, "loaded", rows, rows)
+    return rows, table
 
 
 def _stage_and_normalise(conn: psycopg.Connection, path: Path, spec: KindSpec, table: Table, file_id: int,
-                         target: sql.Identifier) -> int:
+                         target: sql.Identifier, facts: FileBytes) -> int:
     """The general path: cells as text into a temp table, then one normalising insert into `target`
     (raw.<kind>, or the file's table)."""
     sources = [sql.Identifier(f"s{i}") for i in range(table.width)]
@@ -282,7 +326,7 @@ def _stage_and_normalise(conn: psycopg.Connection, path: Path, spec: KindSpec, t
         "create temp table _landing (_seq bigint generated always as identity, _row_number integer, {}) "
         "on commit drop").format(sql.SQL(", ").join(sql.SQL("{} text").format(c) for c in sources)))
     streamed = table.csv_delimiter is not None and _stream_csv_body(conn, table, sql.SQL("_landing ({})").format(
-        sql.SQL(", ").join(sources)), path) is not None
+        sql.SQL(", ").join(sources)), path, facts) is not None
     if not streamed:
         with conn.cursor().copy(sql.SQL("copy _landing (_row_number, {}) from stdin").format(
                 sql.SQL(", ").join(sources))) as copy:
@@ -305,7 +349,7 @@ def _direct(table: Table) -> bool:
 
 
 def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: Table, file_id: int,
-                   target: sql.Identifier) -> int | None:
+                   target: sql.Identifier, facts: FileBytes) -> int | None:
     """COPY the CSV body into `target` (raw.<kind>, or the file's table), then normalise in place the
     rows that need it.
 
@@ -326,7 +370,7 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
     into = sql.SQL("{} ({})").format(target, sql.SQL(", ").join(map(sql.Identifier, columns)))
     scan = LineScan(line_run_pattern(spec, columns, table.csv_delimiter or ","))
     create = file_table_ddl(kind, file_id) if spec.by_file else None
-    copied = _stream_csv_body(conn, table, into, path, scan, create)
+    copied = _stream_csv_body(conn, table, into, path, facts, scan, create)
     if copied is None:
         return None
     unproven = [first_row + line for line in scan.finish()]
@@ -338,9 +382,11 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
         # The file's own table has no index: one scan, which Postgres may spread over its workers (a
         # SELECT), finds the rows by number with their place and key lengths; they are rewritten by place.
         keys = _key_columns(spec, set(columns))
+        # The numbers as a literal: a constant array is hashed once (a parameter's is searched for every row).
         found = conn.execute(sql.SQL(
-            "select ctid::text, _row_number, {lengths} from {target} where _row_number = any(%s::integer[])").format(
-            lengths=sql.SQL(", ").join(_length(sql.Identifier(k)) for k in keys), target=target), (rows,)).fetchall()
+            "select ctid::text, _row_number, {lengths} from {target} where _row_number = any({rows}::integer[])"
+        ).format(lengths=sql.SQL(", ").join(_length(sql.Identifier(k)) for k in keys), target=target,
+                 rows=sql.Literal(rows))).fetchall()
         _reject_long_keys(keys, sorted((row[1], row[2:]) for row in found))
         return copied - _normalise_in_place(conn, spec, columns, file_id, target, places=[row[0] for row in found])
     source: sql.Composable = target
@@ -439,11 +485,15 @@ def _reject_long_keys(keys: list[str], rows: Iterable[tuple[int, Iterable[int]]]
                 f"most {KEY_CELL_MAX} (giá trị mã/kỳ quá dài)")
 
 
-def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composable, path: Path,
+def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composable, path: Path, facts: FileBytes,
                      scan: LineScan | None = None, create: sql.Composable | None = None) -> int | None:
     """COPY the bytes after the header straight into `target` (a table and its column list), feeding
     each chunk to `scan` once it is sent (the client's work overlaps the server's). `create`, if
     given, makes the table in the COPY's savepoint, and the COPY freezes its rows.
+
+    A body without a quote or a backslash reads the same as CSV and as COPY's text format with an empty
+    string for NULL (no cell is quoted, none escaped; an unquoted empty cell is NULL in both): it is
+    sent as text, which the server parses a fifth faster.
 
     Returns the rows COPYed, or None, with nothing written, when the body cannot go to COPY byte
     for byte and the row path must load it.
@@ -456,8 +506,10 @@ def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composa
             return None
         if len(header) != table.width:
             return None  # a quoted line break above the body: line numbers would not match
-        copy_sql = sql.SQL("copy {} from stdin (format csv, delimiter {}{})").format(
-            target, sql.Literal(table.csv_delimiter), sql.SQL(", freeze") if create else sql.SQL(""))
+        text_format = facts.last_special < handle.tell()
+        copy_sql = sql.SQL("copy {} from stdin (format {}, delimiter {}{})").format(
+            target, sql.SQL("text, null ''") if text_format else sql.SQL("csv"), sql.Literal(table.csv_delimiter),
+            sql.SQL(", freeze") if create else sql.SQL(""))
         try:
             with conn.transaction(), conn.cursor() as cur:
                 if create is not None:

@@ -213,6 +213,18 @@ def test_every_loaded_file_is_archived_by_content(db, landing, tmp_path):
     assert archived.read_bytes() == path.read_bytes() and archived.is_relative_to(tmp_path / "archive")
 
 
+def test_a_file_that_fails_to_load_leaves_no_copy_in_the_archive(db, landing, tmp_path):
+    """The copy is made on a thread while the rows load; a file rejected (or failing) meanwhile keeps none."""
+    empty = write_csv(landing / "dossier_stats" / "header_only.csv", [DOSSIER_EN])
+    ragged = write_csv(landing / "dossiers" / "no_id.csv", [
+        ["dossier_id", "unit_code", "field_code", "procedure_code", "channel", "received_at", "due_at"],
+        ["x" * 300, "07900", "HT", "1.001234", "online", "2026-09-01", "2026-09-05"]])  # a key too long
+    results = load(landing, empty, ragged)
+    assert [(r.status, r.error_code) for r in results] == [("rejected", "empty"), ("rejected", "value_too_long")]
+    archive = tmp_path / "archive"
+    assert not archive.exists() or not [p for p in archive.rglob("*") if p.is_file()]
+
+
 MESSY_DOSSIERS = [
     ["Mã hồ sơ", "Mã đơn vị", "Mã lĩnh vực", "Mã TTHC", "Kênh nộp", "Ngày tiếp nhận", "Ngày hẹn trả",
      "Ngày trả kết quả", "Trạng thái", "Hài lòng"],
