@@ -296,12 +296,13 @@ def _duplicate_rule(spec: KindSpec) -> Rule:
     keys = ", ".join(spec.key)
     inner = ", ".join(f"coalesce(d.{k}, '')" for k in spec.key)
     group = ", ".join(str(i) for i in range(1, len(spec.key) + 1))
-    # Fewer distinct keys than rows, counted over keys sorted as bytes (collation "C"; sorted by the parallel
-    # workers, the count reads them in order): twice as fast as hashing a million groups. Joined keys may
-    # only merge (never split) groups, so "no" is exact.
+    # Fewer distinct keys than rows, counted over the keys' 64-bit hashes, sorted by the parallel workers (the
+    # count reads them in order): twice as fast as hashing a million groups, and as sorting the texts at 10
+    # million (1.9 s against 3.4 s). Joined keys, and hashes, may only merge (never split) groups, so "no" is
+    # exact; a "maybe" (a duplicate, or once in billions a collision) runs the set's own query.
     joined = " || chr(31) || ".join(f"coalesce(d.{k}, '')" for k in spec.key)
-    probe = (f'select count(*) > count(distinct s.k) from (select ({joined}) collate "C" as k '
-             f'from (select * from {{rows}}) d order by 1) s')
+    probe = (f"select count(*) > count(distinct s.k) from (select hashtextextended({joined}, 0) as k "
+             f"from (select * from {{rows}}) d order by 1) s")
     return Rule(
         "duplicate_key_in_file", Severity.QUARANTINE_ROW,
         f"Trùng khóa ({keys}) trong cùng một tệp: mọi dòng trùng đều bị cách ly",
