@@ -19,6 +19,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import psycopg
 from psycopg import sql
@@ -30,7 +31,18 @@ from reform_etl.config import settings
 from reform_etl.kinds import KIND_SPECS, KindSpec, ValueType
 from reform_etl.parsing import cell_text
 from reform_etl.readers import FileRejected, Table, open_table
-from reform_etl.warehouse import attach_file_table, connect, file_table, file_table_ddl, prefer_parallel
+from reform_etl.warehouse import (
+    HALF_PATTERN,
+    attach_file_table,
+    attach_halves,
+    connect,
+    file_table,
+    file_table_ddl,
+    half_table,
+    half_table_ddl,
+    halved_file_table_ddl,
+    prefer_parallel,
+)
 from reform_etl.warehouse import dsn as warehouse_dsn
 
 SKIPPED_PREFIXES = (".", "~$")  # hidden files, Excel lock files
@@ -52,25 +64,41 @@ class FileResult:
         return asdict(self)
 
 
+SPLIT_COPY_BYTES = 64 << 20  # a clean record file of more bytes is COPYed as two halves at once
+
+
 @dataclass(frozen=True)
 class FileBytes:
     """What one read of a file's bytes tells before it is loaded."""
 
     sha256: str
     last_special: int  # offset of its last '"' or '\\' byte (-1: none): a CSV body after it is plain text to COPY
+    # (offset, line number) of the first line that starts past the middle of a large file: where its halves meet
+    halfway: tuple[int, int] | None = None
 
 
 def read_bytes(path: Path) -> FileBytes:
     digest = hashlib.sha256()
-    last_special, offset = -1, 0
+    last_special, offset, newlines = -1, 0, 0
+    size = path.stat().st_size
+    middle = size // 2 if size >= SPLIT_COPY_BYTES else None
+    halfway = None
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
             found = max(block.rfind(b'"'), block.rfind(b"\\"))
             if found >= 0:
                 last_special = offset + found
+            if middle is not None and halfway is None:
+                end = block.find(b"\n", max(middle - offset, 0)) if offset + len(block) > middle else -1
+                if end >= 0:
+                    halfway = (offset + end + 1, newlines + block.count(b"\n", 0, end + 1) + 1)
+                else:
+                    newlines += block.count(b"\n")
             offset += len(block)
-    return FileBytes(digest.hexdigest(), last_special)
+    if halfway is not None and halfway[0] >= offset:
+        halfway = None  # no line after it
+    return FileBytes(digest.hexdigest(), last_special, halfway)
 
 
 def kind_of(path: Path, landing: Path) -> str | None:
@@ -160,7 +188,7 @@ def load_file(path: Path, run_id: str | None = None, landing: Path | None = None
                 "(sai thư mục loại dữ liệu)",
                 digest)
         try:
-            result = _load(conn, resolved, kind, facts, run_id, archive)
+            result = _load(conn, resolved, kind, facts, run_id, archive, dsn)
             conn.commit()
             return result
         except FileRejected as rejected:
@@ -258,7 +286,7 @@ class _NotStreamable(Exception):
 
 
 def _load(conn: psycopg.Connection, path: Path, kind: str, facts: FileBytes, run_id: str | None,
-          archive: Path) -> FileResult:
+          archive: Path, dsn: str) -> FileResult:
     """Put the file's cells in raw.<kind>, normalised, in the caller's transaction.
 
     A clean CSV whose every column is a known one is COPYed straight into raw.<kind> and only its
@@ -266,12 +294,13 @@ def _load(conn: psycopg.Connection, path: Path, kind: str, facts: FileBytes, run
     ceiling). Other files are staged as text in a temp table and normalised into raw.<kind> in one
     statement: Excel, CSVs COPY cannot take byte for byte (ragged rows, NUL, quoted line breaks)
     and CSVs with extra columns. A kind held by file gets a new table for the file's rows, attached
-    as raw.<kind>'s partition once they are in.
+    as raw.<kind>'s partition once they are in (a large one is COPYed as two halves at once, the second
+    on a connection of its own to `dsn`: _copy_into_raw).
     """
     spec = KIND_SPECS[kind]
     file_id = _insert_file(conn, path, kind, facts.sha256, run_id, "loaded")
     with _archiving(path, facts.sha256, archive) as archiving:
-        rows, table = _load_rows(conn, path, spec, file_id, facts)
+        rows, table = _load_rows(conn, path, spec, file_id, facts, dsn)
         archived, _ = archiving.result()
     conn.execute(
         "update audit.submission_files set rows_total = %s, rows_loaded = %s, sheet_name = %s, header_row = %s, "
@@ -281,7 +310,7 @@ def _load(conn: psycopg.Connection, path: Path, kind: str, facts: FileBytes, run
     return FileResult(file_id, str(path), kind, "loaded", rows, rows)
 
 
-def _load_rows(conn: psycopg.Connection, path: Path, spec: KindSpec, file_id: int, facts: FileBytes
+def _load_rows(conn: psycopg.Connection, path: Path, spec: KindSpec, file_id: int, facts: FileBytes, dsn: str
                ) -> tuple[int, Table]:
     """The file's rows in raw.<kind> (or its own table, attached), with their registry partitions."""
     kind = spec.name
@@ -289,7 +318,7 @@ def _load_rows(conn: psycopg.Connection, path: Path, spec: KindSpec, file_id: in
     opened = open_table(path, kind)
     try:
         table = opened.table
-        rows = _copy_into_raw(conn, path, spec, table, file_id, target, facts) if _direct(table) else None
+        rows = _copy_into_raw(conn, path, spec, table, file_id, target, facts, dsn) if _direct(table) else None
         if rows is None:
             if spec.by_file:
                 conn.execute(file_table_ddl(kind, file_id))
@@ -349,7 +378,7 @@ def _direct(table: Table) -> bool:
 
 
 def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: Table, file_id: int,
-                   target: sql.Identifier, facts: FileBytes) -> int | None:
+                   target: sql.Identifier, facts: FileBytes, dsn: str) -> int | None:
     """COPY the CSV body into `target` (raw.<kind>, or the file's table), then normalise in place the
     rows that need it.
 
@@ -359,6 +388,9 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
     COPY may FREEZE its rows: later scans find them all-visible, with no hint bits to set.
     While the server parses the COPY, the client finds the lines already in canonical form
     (canonical_lines); only the others are checked and normalised in SQL.
+
+    A large clean file of a kind held by file is COPYed as two halves at the same time: one COPY is
+    parsed by one server process, and the client keeps up with two (_copy_second_half).
     Returns the rows loaded, or None when the general path must load the file (nothing was written).
     """
     kind = spec.name
@@ -367,15 +399,97 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
     first_row = table.header_row + 1
     conn.execute("select setval(%s::regclass, %s, false)", (f"raw.{kind}__row_seq", first_row))
     columns = [table.mapping[i] for i in range(table.width)]
-    into = sql.SQL("{} ({})").format(target, sql.SQL(", ").join(map(sql.Identifier, columns)))
     scan = LineScan(line_run_pattern(spec, columns, table.csv_delimiter or ","))
-    create = file_table_ddl(kind, file_id) if spec.by_file else None
-    copied = _stream_csv_body(conn, table, into, path, facts, scan, create)
-    if copied is None:
+    halfway = _halfway(spec, table, path, facts)
+    if halfway is None:
+        create = file_table_ddl(kind, file_id) if spec.by_file else None
+        copied = _stream_csv_body(conn, table, _into(target, columns), path, facts, scan, create)
+        if copied is None:
+            return None
+        return copied - _normalise_unproven(conn, spec, table, columns, file_id, target, copied,
+                                            [first_row + line for line in scan.finish()])
+    offset, second_row = halfway
+    _drop_orphan_halves(conn, kind)
+    first, second = half_table(kind, file_id, 1), half_table(kind, file_id, 2)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="second-half") as side:
+        other = side.submit(_copy_second_half, dsn, path, spec, table, columns, file_id, halfway)
+        copied = _stream_csv_body(conn, table, _into(first, columns), path, facts, scan,
+                                  halved_file_table_ddl(kind, file_id, second_row), stop=offset, alongside=other)
+        if copied is None:
+            if other.result() is not None:  # committed on its own: this load will not attach it
+                conn.execute(sql.SQL("drop table {}").format(second))
+            return None
+        copied_second, unproven_second = other.result()
+    conn.execute(attach_halves(kind, file_id, second_row))
+    return (copied + copied_second
+            - _normalise_unproven(conn, spec, table, columns, file_id, first, copied,
+                                  [first_row + line for line in scan.finish()])
+            - _normalise_unproven(conn, spec, table, columns, file_id, second, copied_second, unproven_second))
+
+
+def _into(target: sql.Identifier, columns: list[str]) -> sql.Composed:
+    return sql.SQL("{} ({})").format(target, sql.SQL(", ").join(map(sql.Identifier, columns)))
+
+
+def _halfway(spec: KindSpec, table: Table, path: Path, facts: FileBytes) -> tuple[int, int] | None:
+    """Where a large record file is cut in two halves to COPY at once (see FileBytes.halfway), or None: a
+    kind not held by file, a small file, or a body COPY takes as CSV (a quoted line break could span the cut)."""
+    if not spec.by_file or facts.halfway is None:
         return None
-    unproven = [first_row + line for line in scan.finish()]
+    body = _body_start(path, table)
+    if body is None or facts.last_special >= body or facts.halfway[0] <= body:
+        return None
+    return facts.halfway
+
+
+def _body_start(path: Path, table: Table) -> int | None:
+    """The offset of the CSV body (after the header row and any title rows above it), or None when the lines
+    above it do not match the header the reader found (a quoted line break: row numbers would not match)."""
+    with path.open("rb") as handle:
+        head = [handle.readline() for _ in range(table.header_row)]
+        try:
+            header = next(csv.reader([head[-1].decode("utf-8-sig")], delimiter=table.csv_delimiter or ","), [])
+        except (UnicodeDecodeError, csv.Error, IndexError):
+            return None
+        return handle.tell() if len(header) == table.width else None
+
+
+def _copy_second_half(dsn: str, path: Path, spec: KindSpec, table: Table, columns: list[str], file_id: int,
+                      halfway: tuple[int, int]) -> tuple[int, list[int]] | None:
+    """COPY the second half of a large record file (from `halfway`: offset, line number) into a table of its
+    own, on a connection of its own, and commit it, unattached: it joins the file's table in the loading
+    transaction, or, if that fails, is dropped by the next load of the kind (_drop_orphan_halves; loads of
+    a kind are serialised). Returns the rows and the row numbers of the lines not proven canonical, or None
+    (nothing written) when COPY cannot take it byte for byte."""
+    offset, second_row = halfway
+    scan = LineScan(line_run_pattern(spec, columns, table.csv_delimiter or ","))
+    with connect(dsn) as side, path.open("rb") as handle, side.cursor() as cur:
+        handle.seek(offset)
+        try:
+            cur.execute(half_table_ddl(spec.name, file_id, 2, second_row))
+            copied = _copy_lines(cur, _copy_sql(_into(half_table(spec.name, file_id, 2), columns), table, True, True),
+                                 handle, None, scan)
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError, _NotStreamable):
+            return None
+        side.commit()
+    return copied, [second_row + line for line in scan.finish()]
+
+
+def _drop_orphan_halves(conn: psycopg.Connection, kind: str) -> None:
+    """Drop second halves that a failed load committed and never attached. Called under the kind's load lock:
+    no other load of the kind is running, so an unattached half is nobody's."""
+    for (name,) in conn.execute(
+            "select c.relname from pg_class c, pg_namespace n where n.oid = c.relnamespace and n.nspname = 'raw' "
+            "and c.relkind = 'r' and not c.relispartition and c.relname ~ %s", (HALF_PATTERN.format(kind=kind),)):
+        conn.execute(sql.SQL("drop table {}").format(sql.Identifier("raw", name)))
+
+
+def _normalise_unproven(conn: psycopg.Connection, spec: KindSpec, table: Table, columns: list[str], file_id: int,
+                        target: sql.Identifier, copied: int, unproven: list[int]) -> int:
+    """Check the key lengths of the rows of `target` (raw.<kind>, a file's table or half of it) that the line
+    scan did not prove canonical (numbered `unproven`), and normalise them; returns the blank rows dropped."""
     if not unproven:
-        return copied
+        return 0
     # A few rows are looked up by number; when many need it, one scan of the file is cheaper.
     rows = unproven if len(unproven) <= max(LOOKUP_ROWS, copied // 8) else None
     if rows is not None and spec.by_file:
@@ -388,7 +502,7 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
         ).format(lengths=sql.SQL(", ").join(_length(sql.Identifier(k)) for k in keys), target=target,
                  rows=sql.Literal(rows))).fetchall()
         _reject_long_keys(keys, sorted((row[1], row[2:]) for row in found))
-        return copied - _normalise_in_place(conn, spec, columns, file_id, target, places=[row[0] for row in found])
+        return _normalise_in_place(conn, spec, columns, file_id, target, places=[row[0] for row in found])
     source: sql.Composable = target
     where = sql.SQL("_file_id = {}").format(sql.Literal(file_id))
     if rows is not None:  # limit 1: a lookup per row, whatever the planner guesses of the unanalysed file
@@ -397,7 +511,7 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
             rows=sql.Literal(rows), raw=target, file=sql.Literal(file_id))
     _check_key_lengths(conn, spec, table, source, sql.SQL("_row_number"), sql.Identifier, sql.SQL("_row_number"),
                        where=where)
-    return copied - _normalise_in_place(conn, spec, columns, file_id, target, rows)
+    return _normalise_in_place(conn, spec, columns, file_id, target, rows)
 
 
 def _normalise_in_place(conn: psycopg.Connection, spec: KindSpec, columns: list[str], file_id: int,
@@ -486,10 +600,13 @@ def _reject_long_keys(keys: list[str], rows: Iterable[tuple[int, Iterable[int]]]
 
 
 def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composable, path: Path, facts: FileBytes,
-                     scan: LineScan | None = None, create: sql.Composable | None = None) -> int | None:
-    """COPY the bytes after the header straight into `target` (a table and its column list), feeding
-    each chunk to `scan` once it is sent (the client's work overlaps the server's). `create`, if
-    given, makes the table in the COPY's savepoint, and the COPY freezes its rows.
+                     scan: LineScan | None = None, create: sql.Composable | None = None, stop: int | None = None,
+                     alongside: Future | None = None) -> int | None:
+    """COPY the bytes after the header (up to `stop`, if given) straight into `target` (a table and its
+    column list), feeding each chunk to `scan` once it is sent (the client's work overlaps the server's).
+    `create`, if given, makes the table in the COPY's savepoint, and the COPY freezes its rows.
+    `alongside`, if given, is the COPY of the rest of the file on another connection: the savepoint is
+    rolled back when it could not be COPYed (its result is None).
 
     A body without a quote or a backslash reads the same as CSV and as COPY's text format with an empty
     string for NULL (no cell is quoted, none escaped; an unquoted empty cell is NULL in both): it is
@@ -498,39 +615,49 @@ def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composa
     Returns the rows COPYed, or None, with nothing written, when the body cannot go to COPY byte
     for byte and the row path must load it.
     """
+    body = _body_start(path, table)
+    if body is None:
+        return None
     with path.open("rb") as handle:
-        head = [handle.readline() for _ in range(table.header_row)]
-        try:
-            header = next(csv.reader([head[-1].decode("utf-8-sig")], delimiter=table.csv_delimiter or ","), [])
-        except (UnicodeDecodeError, csv.Error, IndexError):
-            return None
-        if len(header) != table.width:
-            return None  # a quoted line break above the body: line numbers would not match
-        text_format = facts.last_special < handle.tell()
-        copy_sql = sql.SQL("copy {} from stdin (format {}, delimiter {}{})").format(
-            target, sql.SQL("text, null ''") if text_format else sql.SQL("csv"), sql.Literal(table.csv_delimiter),
-            sql.SQL(", freeze") if create else sql.SQL(""))
+        handle.seek(body)
+        copy_sql = _copy_sql(target, table, facts.last_special < body, create is not None)
         try:
             with conn.transaction(), conn.cursor() as cur:
                 if create is not None:
                     cur.execute(create)
-                lines, last = 0, b"\n"
-                # A queued writer: a thread sends each chunk (releasing the GIL while the socket waits) while
-                # this one scans it, so the server never waits for the scan.
-                with cur.copy(copy_sql, writer=QueuedLibpqWriter(cur)) as copy:
-                    while chunk := handle.read(COPY_CHUNK):
-                        lines += chunk.count(b"\n")
-                        last = chunk[-1:]
-                        copy.write(chunk)
-                        if scan is not None:
-                            scan.feed(chunk)
-                lines += last != b"\n"
-                if cur.rowcount != lines:
-                    raise _NotStreamable  # quoted line breaks: keep exact source row numbers
-                return cur.rowcount
-        except (psycopg.errors.DataError, _NotStreamable):
+                copied = _copy_lines(cur, copy_sql, handle, stop, scan)
+                if alongside is not None and alongside.result() is None:
+                    raise _NotStreamable
+                return copied
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError, _NotStreamable):
             # Ragged rows, blank lines, NUL or invalid UTF-8: rolled back to the savepoint.
             return None
+
+
+def _copy_sql(target: sql.Composable, table: Table, text: bool, freeze: bool) -> sql.Composed:
+    return sql.SQL("copy {} from stdin (format {}, delimiter {}{})").format(
+        target, sql.SQL("text, null ''") if text else sql.SQL("csv"), sql.Literal(table.csv_delimiter),
+        sql.SQL(", freeze") if freeze else sql.SQL(""))
+
+
+def _copy_lines(cur: psycopg.Cursor, copy_sql: sql.Composed, handle: BinaryIO, stop: int | None,
+                scan: LineScan | None) -> int:
+    """COPY the file's bytes from where `handle` is to `stop` (or its end); returns the rows, which must be
+    its lines (else _NotStreamable: a quoted line break, and source row numbers would not match)."""
+    lines, last = 0, b"\n"
+    # A queued writer: a thread sends each chunk (releasing the GIL while the socket waits) while this one
+    # scans it, so the server never waits for the scan.
+    with cur.copy(copy_sql, writer=QueuedLibpqWriter(cur)) as copy:
+        while chunk := handle.read(COPY_CHUNK if stop is None else min(COPY_CHUNK, stop - handle.tell())):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+            copy.write(chunk)
+            if scan is not None:
+                scan.feed(chunk)
+    lines += last != b"\n"
+    if cur.rowcount != lines:
+        raise _NotStreamable
+    return cur.rowcount
 
 
 def _normaliser(spec: KindSpec, key: str, cell: sql.Composable, period: sql.Composable = sql.NULL) -> sql.Composable:

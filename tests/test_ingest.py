@@ -215,7 +215,7 @@ def test_every_loaded_file_is_archived_by_content(db, landing, tmp_path):
 
 def test_a_file_that_fails_to_load_leaves_no_copy_in_the_archive(db, landing, tmp_path):
     """The copy is made on a thread while the rows load; a file rejected (or failing) meanwhile keeps none."""
-    empty = write_csv(landing / "dossier_stats" / "header_only.csv", [DOSSIER_EN])
+    empty = write_csv(landing / "dossier_stats" / "header_only.csv", [["Biểu II.06a (lưu trữ)"], DOSSIER_EN])
     ragged = write_csv(landing / "dossiers" / "no_id.csv", [
         ["dossier_id", "unit_code", "field_code", "procedure_code", "channel", "received_at", "due_at"],
         ["x" * 300, "07900", "HT", "1.001234", "online", "2026-09-01", "2026-09-05"]])  # a key too long
@@ -371,6 +371,86 @@ def test_a_record_file_is_a_frozen_table_of_its_own_attached_to_raw(db, landing)
                       (f"raw.dossiers__file_{a.file_id}",)).fetchone() == (True,)
     assert [r[1:] for r in raw_rows(db, "dossiers", a.file_id)] == [r[1:] for r in raw_rows(db, "dossiers", b.file_id)]
     assert [r[1] for r in raw_rows(db, "dossiers", a.file_id)] == [2, 3]
+
+
+def _records(tag: str, n: int = 40) -> list[list[str]]:
+    """A record file of n dossiers; some lines need normalising (a time at midnight, a district-less unit code
+    that lost its zero), in both halves of the file."""
+    rows = [[c.key for c in KIND_SPECS["dossiers"].columns]]
+    for i in range(n):
+        received = "2026-01-05T00:00:00" if i % 7 == 3 else f"2026-01-05T08:{i % 60:02d}:00"
+        rows.append([f"{tag}{i:04d}", "4792" if i % 11 == 5 else "04792", "HT", "1.000001", "online", received,
+                     "2026-01-10", "", "processing", ""])
+    return rows
+
+
+@pytest.mark.parametrize("halves", [True, False], ids=["in-halves", "whole"])
+def test_a_large_record_file_is_copied_in_two_halves_at_once(db, landing, monkeypatch, halves):
+    """Past SPLIT_COPY_BYTES a clean record file is COPYed as two halves at the same time (the second on a
+    connection of its own), each with FREEZE into a table made in its own transaction (else COPY refuses);
+    the file's table is then partitioned by row number. The rows, their numbers and their normalised cells
+    are those of the file loaded whole."""
+    monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", 1 if halves else 1 << 40)
+    path = write_csv(landing / "dossiers" / f"large_{halves}.csv", _records(f"H{halves:d}-"))
+    [result] = load(landing, path)
+    assert result.status == "loaded" and result.rows_loaded == 40
+    rows = raw_rows(db, "dossiers", result.file_id)
+    assert [r[1] for r in rows] == list(range(2, 42))
+    assert {r[3] for r in rows} == {"04792"} and "2026-01-05" in {r[7] for r in rows}
+    assert not any(r[7].endswith("T00:00:00") for r in rows)
+    halves_found = db.execute(
+        "select c.relname, pg_get_expr(c.relpartbound, c.oid), c.relkind from pg_inherits i "
+        "join pg_class c on c.oid = i.inhrelid where i.inhparent = to_regclass(%s) order by 1",
+        (f"raw.dossiers__file_{result.file_id}",)).fetchall()
+    if halves:
+        second = (ingest.read_bytes(path).halfway or (0, 0))[1]
+        assert 2 < second < 42
+        assert halves_found == [
+            (f"dossiers__file_{result.file_id}__half_1", f"FOR VALUES FROM (MINVALUE) TO ({second})", "r"),
+            (f"dossiers__file_{result.file_id}__half_2", f"FOR VALUES FROM ({second}) TO (MAXVALUE)", "r")]
+    else:
+        assert halves_found == []
+    other = db.execute("select array_agg(array[_row_number::text, unit_code, received_at] order by _row_number) "
+                       "from raw.dossiers where dossier_id like %s", (f"H{not halves:d}-%",)).fetchone()[0]
+    if other:  # the other parametrisation's file, loaded the other way: the same numbers and cells
+        assert other == [[str(r[1]), r[3], r[7]] for r in rows]
+
+
+@pytest.mark.parametrize("broken", ["first", "second"])
+def test_a_halved_copy_that_fails_in_either_half_loads_the_file_the_general_way(db, landing, monkeypatch, broken):
+    """A ragged line in one half: COPY cannot take the file byte for byte; neither half is kept (the second,
+    committed on its own connection, is dropped) and the general path loads every row."""
+    monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", 1)
+    rows = _records(f"B{broken}-")
+    rows[5 if broken == "first" else 35] += ["extra cell"]  # one cell more than the header: ragged
+    path = write_csv(landing / "dossiers" / f"ragged_{broken}.csv", rows)
+    [result] = load(landing, path)
+    assert result.status == "loaded" and result.rows_loaded == 40
+    assert db.execute("select relkind from pg_class where oid = to_regclass(%s)",
+                      (f"raw.dossiers__file_{result.file_id}",)).fetchone() == ("r",)  # one table: loaded whole
+    assert db.execute("select count(*) from pg_class where relname like %s",
+                      (f"dossiers__file_{result.file_id}__half%",)).fetchone() == (0,)
+
+
+def test_a_second_half_left_by_a_failed_load_is_dropped_by_the_next_load(db, landing, monkeypatch):
+    """The second half is committed on its own connection: when the loading transaction then fails (a crash
+    here), it is left unattached, and the next load of the kind drops it."""
+    monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", 1)
+
+    def crash(*_args):
+        raise RuntimeError("injected crash before the halves are attached")
+
+    attach_halves = ingest.attach_halves
+    monkeypatch.setattr(ingest, "attach_halves", crash)
+    first = write_csv(landing / "dossiers" / "crash.csv", _records("C-"))
+    with pytest.raises(RuntimeError, match="injected crash"):
+        load(landing, first)
+    orphans = "select relname from pg_class where relname ~ '^dossiers__file_[0-9]+__half_2$' and not relispartition"
+    assert len(db.execute(orphans).fetchall()) == 1
+    monkeypatch.setattr(ingest, "attach_halves", attach_halves)
+    [again] = load(landing, write_csv(landing / "dossiers" / "after_crash.csv", _records("A-")))
+    assert again.status == "loaded"
+    assert db.execute(orphans).fetchall() == []
 
 
 def test_a_warehouse_made_before_records_were_held_by_file_keeps_them(make_database):

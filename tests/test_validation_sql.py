@@ -83,17 +83,19 @@ def test_gx_file_suite_rejects_what_the_loader_let_through(db, warehouse_dsn, tm
     assert row == ("rejected", "missing_required_columns", 0)
 
 
-@pytest.mark.parametrize(("many_failing", "in_place_share"), [(100_000, 2.0), (0, 2.0), (100_000, -1.0)],
-                         ids=["rows-by-number", "file-tested-again", "dates-tested-in-place"])
+@pytest.mark.parametrize(("many_failing", "in_place_share", "split_bytes"),
+                         [(100_000, 2.0, 1 << 40), (0, 2.0, 1 << 40), (100_000, -1.0, 1 << 40), (100_000, 2.0, 1)],
+                         ids=["rows-by-number", "file-tested-again", "dates-tested-in-place", "file-in-halves"])
 def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db, warehouse_dsn, tmp_path,
                                                                                monkeypatch, many_failing,
-                                                                               in_place_share):
+                                                                               in_place_share, split_bytes):
     """The date sets come from one pass over the distinct values of every date column together, or, for
     columns of mostly distinct values, from each row's own cells (the same verdict). A due date in the future
     (normal) that is another row's receipt date quarantines only that receipt; an impossible date, or time of
     day, is caught in whichever column holds it; duplicate keys are listed once the probe finds fewer keys
     than rows; a unit created in the middle of a month is checked day by day in that month. The failing rows
-    are quarantined by number, or, past MANY_FAILING of them, by testing the whole file again."""
+    are quarantined by number, or, past MANY_FAILING of them, by testing the whole file again. A file loaded
+    in two halves (a partitioned table of its own) gets the same verdict."""
     from pathlib import Path
 
     from reform_etl import ingest
@@ -107,11 +109,13 @@ def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db
     monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
     monkeypatch.setattr(V, "MANY_FAILING", many_failing)
     monkeypatch.setattr(V, "IN_PLACE_DISTINCT_SHARE", in_place_share)
+    monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", split_bytes)
     landing = tmp_path / "landing"
     (landing / "dossiers").mkdir(parents=True)
     unit = "07900"  # Phường Việt Trì, a 2025 commune
     rows = [
-        (f"D1-{many_failing}-{in_place_share}", "2026-09-02T08:00:00", "2099-01-01", ""),  # due in the future: fine
+        # due in the future: fine (the id differs from case to case: else the same bytes, a duplicate file)
+        (f"D1-{many_failing}-{in_place_share}-{split_bytes}", "2026-09-02T08:00:00", "2099-01-01", ""),
         ("D2", "2099-01-01", "2099-01-05", ""),  # received in the future
         ("D3", "2026-09-03", "2026-09-10", "2026-02-30"),  # impossible completion date
         ("D4", "2026-09-03", "2026-02-30", ""),  # the same impossible date, as a due date
@@ -128,6 +132,9 @@ def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     db.execute("insert into audit.pipeline_runs (run_id) values ('verdict-sets') on conflict do nothing")
     (loaded,) = ingest.load_paths([Path(path)], run_id="verdict-sets", landing=landing, dsn=warehouse_dsn)
+    halves = db.execute("select count(*) from pg_inherits where inhparent = to_regclass(%s)",
+                        (f"raw.dossiers__file_{loaded.file_id}",)).fetchone()[0]
+    assert halves == (2 if split_bytes == 1 else 0)
     outcome = V.validate_file(warehouse_dsn, loaded.file_id, "verdict-sets")
     assert outcome["status"] == "accepted" and outcome["rows_quarantined"] == 8
     verdict = dict(db.execute(

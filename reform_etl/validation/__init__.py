@@ -194,14 +194,14 @@ def _mostly_distinct(conn: psycopg.Connection, kind: str, file_id: int, columns:
     file's own table (validate_file analyses it first). Other kinds share one table across files: none."""
     if not KIND_SPECS[kind].by_file or not columns:
         return set()
+    # The file's table, or, for a file loaded in halves, its partitioned table (statistics of the whole)
     stats = conn.execute(
-        "select s.attname, s.n_distinct, c.reltuples from pg_stats s, pg_class c, pg_namespace n "
-        "where n.nspname = s.schemaname and c.relnamespace = n.oid and c.relname = s.tablename "
-        "and s.schemaname = 'raw' and s.tablename = %s and s.attname = any(%s)",
-        (file_table_name(kind, file_id), columns)).fetchall()
+        "select s.attname, s.n_distinct, f.rows_total from pg_stats s, audit.submission_files f "
+        "where s.schemaname = 'raw' and s.tablename = %s and s.attname = any(%s) and f.file_id = %s",
+        (file_table_name(kind, file_id), columns, file_id)).fetchall()
     # n_distinct < 0 is minus the share of rows; otherwise a count of values
     return {column for column, n_distinct, rows in stats
-            if (-n_distinct if n_distinct < 0 else n_distinct / max(rows, 1.0)) > IN_PLACE_DISTINCT_SHARE}
+            if (-n_distinct if n_distinct < 0 else n_distinct / max(rows or 1, 1)) > IN_PLACE_DISTINCT_SHARE}
 
 
 def verdict_sets(conn: psycopg.Connection, kind: str, file_id: int) -> Sets:
