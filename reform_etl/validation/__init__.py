@@ -269,7 +269,7 @@ def _verdict_flags(kind: str, file_id: int, sets: Sets) -> tuple[list[R.Rule], l
     """The quarantine rules of the kind, their flags (true when row r of the file fails the rule) and
     the flags' parameters: each set a rule reads, computed by verdict_sets (its values come from the
     file: parameters, never SQL text), or its test of row r's own cell where verdict_sets left it to
-    the rows (None)."""
+    the rows (None), or false for an empty set."""
     rules = [r for r in R.row_rules(kind) if r.severity is R.Severity.QUARANTINE_ROW]
     rows_src = _file_rows(kind, file_id)
     params: list[list[str | None]] = []
@@ -284,8 +284,11 @@ def _verdict_flags(kind: str, file_id: int, sets: Sets) -> tuple[list[R.Rule], l
     def predicate(rule: R.Rule) -> str:
         text = rule.predicate
         for name, value_set in rule.sets.items():
-            if sets[name] is None:
+            found = sets[name]
+            if found is None:
                 text = text.replace(value_set.member, value_set.in_place)
+            elif not any(found):  # x in (an empty set) is false, null x too: the planner drops the test
+                text = text.replace(value_set.member, "false")
         return R.SET.sub(values, text).replace("{rows}", rows_src)
 
     flags = [f"coalesce(({predicate(rule)}), false)" for rule in rules]

@@ -51,6 +51,7 @@ class ValueSet:
     column: the verdict tests all such sets on one pass over the distinct values of their columns, or,
     where a column's values are mostly distinct (date-times to the second), tests each row's value in
     place (`member`, the predicate's test of membership, becomes `in_place`: the same test of `r`'s cell).
+    When the set is empty (the usual), the verdict writes `member` as false, which the planner folds.
     `probe`, if given, is a cheaper query over {rows} whose one boolean is false only when the set
     is empty (usually it is: the set's own query is then skipped); `width` is the query's columns."""
     query: str
@@ -215,6 +216,7 @@ def _common_rules(spec: KindSpec) -> list[Rule]:
                     f"and not exists (select 1 from audit.ref_units w where w.unit_code = p.unit_code "
                     f"and w.valid_from <= {registered_start} "
                     f"and (w.valid_to is null or w.valid_to >= {registered_end}))")
+    not_valid = f"(r.unit_code, {granule(spec)}) in {{set_unit_not_valid}}"
     not_valid_set = {"set_unit_not_valid": ValueSet(
         f"select d.u, d.g from (select distinct x.unit_code as u, "
         f"{granule(spec, 'x')} as g from {{rows}} x where x.unit_code in ({partly_valid}) "
@@ -224,8 +226,7 @@ def _common_rules(spec: KindSpec) -> list[Rule]:
         f"where u.unit_code = d.u and u.valid_from < {end_of(spec, 'd.g')} "
         f"and (u.valid_to is null or u.valid_to > {start_of(spec, 'd.g')}))", width=2,
         probe=f"select exists ({partly_valid}) or not exists (select 1 from audit.submission_partitions p "
-              f"where {this_file})")}
-    not_valid = f"(r.unit_code, {granule(spec)}) in {{set_unit_not_valid}}"
+              f"where {this_file})", member=not_valid)}
     return [
         Rule(
             "unit_code_unknown", Severity.QUARANTINE_ROW,
@@ -303,14 +304,15 @@ def _duplicate_rule(spec: KindSpec) -> Rule:
     joined = " || chr(31) || ".join(f"coalesce(d.{k}, '')" for k in spec.key)
     probe = (f"select count(*) > count(distinct s.k) from (select hashtextextended({joined}, 0) as k "
              f"from (select * from {{rows}}) d order by 1) s")
+    member = f"{_key_expr(spec, 'r')} in {{set_duplicate_keys}}"
     return Rule(
         "duplicate_key_in_file", Severity.QUARANTINE_ROW,
         f"Trùng khóa ({keys}) trong cùng một tệp: mọi dòng trùng đều bị cách ly",
         f"Duplicate key ({keys}) inside one file: every row of the duplicate group is quarantined",
-        predicate=f"{_key_expr(spec, 'r')} in {{set_duplicate_keys}}",
-        observed=_raw_obs(*spec.key), columns=spec.key,
+        predicate=member, observed=_raw_obs(*spec.key), columns=spec.key,
         sets={"set_duplicate_keys": ValueSet(f"select {inner} from (select * from {{rows}}) d group by {group} "
-                                             "having count(*) > 1", probe=probe, width=len(spec.key))},
+                                             "having count(*) > 1", probe=probe, width=len(spec.key),
+                                             member=member)},
     )
 
 
