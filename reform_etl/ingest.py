@@ -400,6 +400,8 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
     conn.execute("select setval(%s::regclass, %s, false)", (f"raw.{kind}__row_seq", first_row))
     columns = [table.mapping[i] for i in range(table.width)]
     scan = LineScan(line_run_pattern(spec, columns, table.csv_delimiter or ","))
+    if spec.by_file:
+        _drop_orphan_halves(conn, kind)
     halfway = _halfway(spec, table, path, facts)
     if halfway is None:
         create = file_table_ddl(kind, file_id) if spec.by_file else None
@@ -409,7 +411,6 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
         return copied - _normalise_unproven(conn, spec, table, columns, file_id, target, copied,
                                             [first_row + line for line in scan.finish()])
     offset, second_row = halfway
-    _drop_orphan_halves(conn, kind)
     first, second = half_table(kind, file_id, 1), half_table(kind, file_id, 2)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="second-half") as side:
         other = side.submit(_copy_second_half, dsn, path, spec, table, columns, file_id, halfway)

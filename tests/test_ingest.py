@@ -434,7 +434,7 @@ def test_a_halved_copy_that_fails_in_either_half_loads_the_file_the_general_way(
 
 def test_a_second_half_left_by_a_failed_load_is_dropped_by_the_next_load(db, landing, monkeypatch):
     """The second half is committed on its own connection: when the loading transaction then fails (a crash
-    here), it is left unattached, and the next load of the kind drops it."""
+    here), it is left unattached, and the next load of the kind (COPYed whole or in halves) drops it."""
     monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", 1)
 
     def crash(*_args):
@@ -448,6 +448,7 @@ def test_a_second_half_left_by_a_failed_load_is_dropped_by_the_next_load(db, lan
     orphans = "select relname from pg_class where relname ~ '^dossiers__file_[0-9]+__half_2$' and not relispartition"
     assert len(db.execute(orphans).fetchall()) == 1
     monkeypatch.setattr(ingest, "attach_halves", attach_halves)
+    monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", 1 << 40)  # the next load, even of a small file
     [again] = load(landing, write_csv(landing / "dossiers" / "after_crash.csv", _records("A-")))
     assert again.status == "loaded"
     assert db.execute(orphans).fetchall() == []
