@@ -190,9 +190,20 @@ def _partition_by_file(conn: psycopg.Connection, kind: str) -> None:
         conn.execute(sql.SQL("drop table {}").format(legacy))
 
 
+MIN_SERVER_VERSION = 160000  # pg_input_is_valid (a date cell's test, 003_normalise.sql) is PostgreSQL 16's
+
+
+class UnsupportedServer(RuntimeError):
+    """The warehouse server is older than the SQL the pipeline runs needs."""
+
+
 def bootstrap(dsn_: str | None = None) -> None:
     """Create schemas, roles, grants and the raw/audit tables; safe to run any number of times."""
     with connect(dsn_) as conn:
+        if conn.info.server_version < MIN_SERVER_VERSION:
+            raise UnsupportedServer(
+                f"the warehouse needs PostgreSQL 16 or newer; {conn.info.parameter_status('server_version')} "
+                "answers at WAREHOUSE_DSN (the embedded warehouse and docker-compose.yml run 16)")
         # One bootstrap at a time: concurrent `create ... if not exists` can still collide.
         conn.execute("select pg_advisory_xact_lock(hashtext('reform_etl.bootstrap'))")
         for script in sorted(resources.files("reform_etl.sql").iterdir(), key=lambda p: p.name):

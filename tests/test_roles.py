@@ -88,3 +88,10 @@ def test_passwords_come_from_the_environment(dsn, monkeypatch, pg_admin_dsn):
         conn.execute("alter role bi_reader password null")
         conn.commit()
     assert login and has_password
+
+
+def test_bootstrap_refuses_a_server_older_than_the_sql_needs(dsn, monkeypatch):
+    """A WAREHOUSE_DSN pointing at PostgreSQL 15 is refused with its version named, before any SQL of 16 fails."""
+    monkeypatch.setattr(warehouse, "MIN_SERVER_VERSION", 10**7)
+    with pytest.raises(warehouse.UnsupportedServer, match="needs PostgreSQL 16 or newer"):
+        warehouse.bootstrap(dsn)
