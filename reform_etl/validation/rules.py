@@ -162,11 +162,12 @@ def _bad_values(column: str, test: str, name: str) -> tuple[str, dict[str, Value
     key = f"set_{column}_{name}"
     query = f"select d.v from {distinct_values(column)} d where d.v is not null and ({test})"
     member = f"r.{column} in {{{key}}}"
-    in_place = f"(r.{column} is not null and ({test.replace('d.v', f'r.{column}')}))"
+    in_place = f"(r.{column} is not null and ({VALUE.sub(f'r.{column}', test)}))"
     return member, {key: ValueSet(query, column, test, member=member, in_place=in_place)}
 
 
 SET = re.compile(r"\{(set_\w+)\}")
+VALUE = re.compile(r"\bd\.v\b")  # the value under test in a ValueSet's test
 
 
 def spelled_out(rule: Rule) -> str:
