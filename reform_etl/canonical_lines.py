@@ -37,7 +37,6 @@ def _cells(delimiter: bytes) -> dict[str, bytes]:
     printable = rb'[^\x00-\x1f\x7f-\xff"' + d + rb"]"  # ASCII, no quote or delimiter: COPY takes it verbatim
     visible = rb'[^\x00-\x20\x7f-\xff"' + d + rb"]"
     text = visible + rb"(?:" + printable + rb"*" + visible + rb")?"  # nothing for btrim to remove at either end
-    not_midnight = rb"(?:0[1-9]|[1-9]\d)"  # a two-digit field other than 00
     return {
         "text": text,
         ValueType.TEXT: text,
@@ -51,9 +50,7 @@ def _cells(delimiter: bytes) -> dict[str, bytes]:
         ValueType.DECIMAL: rb"(?:0|[1-9]\d{0,8})(?:\.\d{0,7}[1-9])?",
         ValueType.YEAR: rb"\d{4}",
         ValueType.PERIOD: rb"\d{4}-(?:0[1-9]|1[0-2])",
-        # a date-time at midnight is written as its date by the normaliser
-        ValueType.DATE: rb"\d{4}-\d\d-\d\d(?:T(?:" + not_midnight + rb":\d\d:\d\d|00:" + not_midnight
-        + rb":\d\d|00:00:" + not_midnight + rb"))?",
+        ValueType.DATE: rb"\d{4}-\d\d-\d\d(?:T\d\d:\d\d:\d\d)?",
         ValueType.BOOLEAN: rb"(?:true|false)",
     }
 

@@ -39,6 +39,9 @@ def cell_text(value: Cell) -> str | None:
             return str(int(value))
         return repr(value)
     if isinstance(value, datetime):
+        # Excel keeps a date as a date-time at midnight (openpyxl cannot tell which the cell showed): a date
+        if value.time() == time(0) and value.tzinfo is None:
+            return value.date().isoformat()
         return value.isoformat(timespec="seconds")
     if isinstance(value, date | time):
         return value.isoformat()

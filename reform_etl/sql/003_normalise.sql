@@ -117,7 +117,6 @@ declare
 begin
   if t is null then return null; end if;
   if t ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' then return t; end if;
-  if t ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T00:00(:00)?$' then return left(t, 10); end if;
   if t ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2})?(\.[0-9]+)?$' then
     return left(t, 10) || 'T' || substr(t, 12, 5) || ':' || coalesce(nullif(substr(t, 18, 2), ''), '00');
   end if;
@@ -140,6 +139,9 @@ begin
 end $$;
 
 -- ISO date or date-time out: '2026-01-05', '2026-01-05 08:30' -> '2026-01-05T08:30:00', '05/01/2026'.
+-- A date-time at midnight stays one ('2026-01-05T00:00:00', as many exports write a date): staging reads
+-- it as the same moment as the date, and a file of them needs no rewrite (the client's line scan proves
+-- it canonical; rewriting every row of a large one cost more than its COPY).
 -- The fast path tests the shape with LIKE (bytes, no function per character): three date columns
 -- of a record-level file make this the hottest function of a load. ASCII only (octet length =
 -- the 10 or 19 characters of the pattern), digits at both ends (nothing to trim); a value of that
@@ -150,7 +152,7 @@ language sql immutable parallel safe as $$
   select case
     when octet_length(v) = 10 and v like '____-__-__'
          and ascii(v) between 48 and 57 and ascii(right(v, 1)) between 48 and 57 then v
-    when octet_length(v) = 19 and v like '____-__-__T__:__:__' and v not like '%T00:00:00'
+    when octet_length(v) = 19 and v like '____-__-__T__:__:__'
          and ascii(v) between 48 and 57 and ascii(right(v, 1)) between 48 and 57 then v
     else raw.norm_date_slow(v)
   end
