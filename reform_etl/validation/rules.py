@@ -60,7 +60,11 @@ class ValueSet:
     probe: str = ""
     width: int = 1
     member: str = ""
-    in_place: str = ""
+
+    @property
+    def in_place(self) -> str:
+        """`test` of row r's own cell (a set of one column's values), null cells failing nothing."""
+        return f"(r.{self.column} is not null and ({VALUE.sub(f'r.{self.column}', self.test)}))"
 
 
 @dataclass(frozen=True)
@@ -162,8 +166,7 @@ def _bad_values(column: str, test: str, name: str) -> tuple[str, dict[str, Value
     key = f"set_{column}_{name}"
     query = f"select d.v from {distinct_values(column)} d where d.v is not null and ({test})"
     member = f"r.{column} in {{{key}}}"
-    in_place = f"(r.{column} is not null and ({VALUE.sub(f'r.{column}', test)}))"
-    return member, {key: ValueSet(query, column, test, member=member, in_place=in_place)}
+    return member, {key: ValueSet(query, column, test, member=member)}
 
 
 SET = re.compile(r"\{(set_\w+)\}")
