@@ -109,6 +109,11 @@ class LineScan:
             self.unproven.append(self._line)
             self._tail, self._skipping = b"", True
 
+    @property
+    def lines(self) -> int:
+        """The body lines fed so far, a last one without its line break included."""
+        return self._line + bool(self._tail or self._skipping)
+
     def finish(self) -> list[int]:
         if self._tail:  # a last line without its line break
             self._scan(self._tail + b"\n", len(self._tail) + 1)

@@ -309,6 +309,7 @@ def test_the_line_scan_proves_canonical_only_lines_the_normalisers_leave_unchang
         data = body.getvalue().encode()
         for start in range(0, len(data), 97):  # chunks that cut lines and cells anywhere
             scan.feed(data[start:start + 97])
+        assert scan.lines == len(lines)  # the COPY's guard: rows = lines
         unproven = set(scan.finish())
         assert 0 not in unproven and 2 not in unproven  # the clean line, and a line with one cell
         assert 1 in unproven  # a row of blank cells is dropped by the loader
@@ -340,7 +341,12 @@ def test_the_line_scan_keeps_no_long_line_whole(monkeypatch):
                   clean[7:] + b"h4,2026-01,K1,1,2\n" + clean[:-1]):
         scan.feed(chunk)
         assert len(scan._tail) <= 64 + len(chunk)
+    assert scan.lines == 6
     assert scan.finish() == [1, 4]  # the long line and the lower-case unit; the last line has no line break
+    scan = canonical_lines.LineScan(canonical_lines.line_run_pattern(spec, spec.keys, ","))
+    for chunk in (clean, b"04792,2026-01,K" + b"x" * 100, b"y" * 100):  # a long last line without its line break
+        scan.feed(chunk)
+    assert scan.lines == 2 and scan.finish() == [1]
 
 
 CLEAN_DOSSIERS = [
@@ -348,6 +354,19 @@ CLEAN_DOSSIERS = [
     ["D1", "04792", "HT", "1.000001", "online", "2026-01-05T08:30:00", "2026-01-10", "", "processing", "true"],
     ["D2", "04792", "HT", "1.000001", "direct", "2026-01-06", "2026-01-11", "2026-01-09", "completed", ""],
 ]
+
+
+def test_a_quoted_line_break_sends_a_clean_file_the_general_way(db, landing, monkeypatch):
+    """COPY reads a quoted line break as part of its cell: fewer rows than lines, so the line scan's row numbers
+    would not be the rows'. The COPY is undone and the general path loads the file, numbered by source line."""
+    broken = [*CLEAN_DOSSIERS[:2], [*CLEAN_DOSSIERS[2][:8], "completed\nlate", ""], [*CLEAN_DOSSIERS[2][:8], "x", ""]]
+    path = write_csv(landing / "dossiers" / "quoted.csv", broken)
+    general, stage = [], ingest._stage_and_normalise
+    monkeypatch.setattr(ingest, "_stage_and_normalise",
+                        lambda conn, path, *args: general.append(path.name) or stage(conn, path, *args))
+    [result] = load(landing, path)
+    assert general == ["quoted.csv"] and result.status == "loaded" and result.rows_total == 3
+    assert [r[1] for r in raw_rows(db, "dossiers", result.file_id)] == [2, 4, 5]  # the line each record ends on
 
 
 def test_a_record_file_is_a_frozen_table_of_its_own_attached_to_raw(db, landing):
