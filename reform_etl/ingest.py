@@ -73,13 +73,16 @@ class FileBytes:
 
     sha256: str
     last_special: int  # offset of its last '"' or '\\' byte (-1: none): a CSV body after it is plain text to COPY
+    # where its blank last lines begin (its size if none): an export ending in an empty line, which COPY refuses,
+    # is COPYed up to there (the loader drops blank rows)
+    content_end: int
     # (offset, line number) of the first line that starts past the middle of a large file: where its halves meet
     halfway: tuple[int, int] | None = None
 
 
 def read_bytes(path: Path) -> FileBytes:
     digest = hashlib.sha256()
-    last_special, offset, newlines = -1, 0, 0
+    last_special, last_content, offset, newlines = -1, -1, 0, 0
     size = path.stat().st_size
     middle = size // 2 if size >= SPLIT_COPY_BYTES else None
     halfway = None
@@ -89,6 +92,8 @@ def read_bytes(path: Path) -> FileBytes:
             found = max(block.rfind(b'"'), block.rfind(b"\\"))
             if found >= 0:
                 last_special = offset + found
+            if filled := len(block.rstrip(b"\r\n")):
+                last_content = offset + filled - 1
             if middle is not None and halfway is None:
                 end = block.find(b"\n", max(middle - offset, 0)) if offset + len(block) > middle else -1
                 if end >= 0:
@@ -96,9 +101,14 @@ def read_bytes(path: Path) -> FileBytes:
                 else:
                     newlines += block.count(b"\n")
             offset += len(block)
-    if halfway is not None and halfway[0] >= offset:
+        content_end = offset
+        if last_content >= 0:  # after the line break of the last line that is not empty
+            handle.seek(last_content + 1)
+            found = handle.read(64).find(b"\n")
+            content_end = last_content + 2 + found if found >= 0 else offset
+    if halfway is not None and halfway[0] >= content_end:
         halfway = None  # no line after it
-    return FileBytes(digest.hexdigest(), last_special, halfway)
+    return FileBytes(digest.hexdigest(), last_special, content_end, halfway)
 
 
 def kind_of(path: Path, landing: Path) -> str | None:
@@ -413,7 +423,7 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
     offset, second_row = halfway
     first, second = half_table(kind, file_id, 1), half_table(kind, file_id, 2)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="second-half") as side:
-        other = side.submit(_copy_second_half, dsn, path, spec, table, columns, file_id, halfway)
+        other = side.submit(_copy_second_half, dsn, path, spec, table, columns, file_id, halfway, facts.content_end)
         copied = _stream_csv_body(conn, table, _into(first, columns), path, facts, scan,
                                   halved_file_table_ddl(kind, file_id, second_row), stop=offset, alongside=other)
         if copied is None:
@@ -456,8 +466,8 @@ def _body_start(path: Path, table: Table) -> int | None:
 
 
 def _copy_second_half(dsn: str, path: Path, spec: KindSpec, table: Table, columns: list[str], file_id: int,
-                      halfway: tuple[int, int]) -> tuple[int, list[int]] | None:
-    """COPY the second half of a large record file (from `halfway`: offset, line number) into a table of its
+                      halfway: tuple[int, int], stop: int) -> tuple[int, list[int]] | None:
+    """COPY the second half of a large record file (from `halfway`: offset, line number; to `stop`) into a table of its
     own, on a connection of its own, and commit it, unattached: it joins the file's table in the loading
     transaction, or, if that fails, is dropped by the next load of the kind (_drop_orphan_halves; loads of
     a kind are serialised). Returns the rows and the row numbers of the lines not proven canonical, or None
@@ -469,7 +479,7 @@ def _copy_second_half(dsn: str, path: Path, spec: KindSpec, table: Table, column
         try:
             cur.execute(half_table_ddl(spec.name, file_id, 2, second_row))
             copied = _copy_lines(cur, _copy_sql(_into(half_table(spec.name, file_id, 2), columns), table, True, True),
-                                 handle, None, scan)
+                                 handle, stop, scan)
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError, _NotStreamable):
             return None
         side.commit()
@@ -603,7 +613,8 @@ def _reject_long_keys(keys: list[str], rows: Iterable[tuple[int, Iterable[int]]]
 def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composable, path: Path, facts: FileBytes,
                      scan: LineScan | None = None, create: sql.Composable | None = None, stop: int | None = None,
                      alongside: Future | None = None) -> int | None:
-    """COPY the bytes after the header (up to `stop`, if given) straight into `target` (a table and its
+    """COPY the bytes after the header (up to `stop`, if given, and never past the blank lines that end the
+    file) straight into `target` (a table and its
     column list), feeding each chunk to `scan` once it is sent (the client's work overlaps the server's).
     `create`, if given, makes the table in the COPY's savepoint, and the COPY freezes its rows.
     `alongside`, if given, is the COPY of the rest of the file on another connection: the savepoint is
@@ -619,6 +630,7 @@ def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composa
     body = _body_start(path, table)
     if body is None:
         return None
+    stop = facts.content_end if stop is None else min(stop, facts.content_end)
     with path.open("rb") as handle:
         handle.seek(body)
         copy_sql = _copy_sql(target, table, facts.last_special < body, create is not None)

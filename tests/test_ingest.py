@@ -435,6 +435,38 @@ def test_a_large_record_file_is_copied_in_two_halves_at_once(db, landing, monkey
         assert other == [[str(r[1]), r[3], r[7]] for r in rows]
 
 
+@pytest.mark.parametrize(("data", "end"), [
+    (b"h\na\nb\n", 6), (b"h\na\nb", 5), (b"h\na\nb\n\n", 6), (b"h\r\na\r\nb\r\n\r\n\n", 9), (b"h\na\n \n", 6),
+    (b"\n\n", 2), (b"", 0),
+])
+def test_read_bytes_finds_where_the_blank_lines_that_end_a_file_begin(tmp_path, data, end):
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    assert ingest.read_bytes(path).content_end == end
+
+
+@pytest.mark.parametrize("halves", [True, False], ids=["in-halves", "whole"])
+def test_a_clean_export_ending_in_blank_lines_is_still_copied_straight_in(db, landing, monkeypatch, halves):
+    """COPY refuses an empty line; the blank lines that end an export (common) are left out of the COPY
+    rather than sending the whole file down the general path (eleven times slower at 1M records)."""
+    monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", 1 if halves else 1 << 40)
+    general, stage = [], ingest._stage_and_normalise
+    monkeypatch.setattr(ingest, "_stage_and_normalise",
+                        lambda conn, path, *args: general.append(path.name) or stage(conn, path, *args))
+    path = write_csv(landing / "dossiers" / f"trailing_{halves}.csv", _records(f"T{halves:d}-"))
+    path.write_bytes(path.read_bytes() + b"\r\n\r\n")  # (csv's lines end in \r\n)
+    [result] = load(landing, path)
+    assert general == [] and result.status == "loaded" and result.rows_loaded == 40
+    assert [r[1] for r in raw_rows(db, "dossiers", result.file_id)] == list(range(2, 42))
+    assert db.execute("select count(*) from pg_class where relname like %s and relkind = 'r'",
+                      (f"dossiers__file_{result.file_id}__half%",)).fetchone() == (2 if halves else 0,)
+    staged = write_csv(landing / "dossiers" / f"trailing_staged_{halves}.csv",
+                       [[*row, "ghi chú"] for row in _records(f"S{halves:d}-")])
+    staged.write_bytes(staged.read_bytes() + b"\n\n")
+    [result] = load(landing, staged)  # an extra column: the general path, whose COPY to its temp table also stops
+    assert general == [staged.name] and result.status == "loaded" and result.rows_loaded == 40
+
+
 @pytest.mark.parametrize("broken", ["first", "second"])
 def test_a_halved_copy_that_fails_in_either_half_loads_the_file_the_general_way(db, landing, monkeypatch, broken):
     """A ragged line in one half: COPY cannot take the file byte for byte; neither half is kept (the second,
