@@ -467,10 +467,10 @@ def _body_start(path: Path, table: Table) -> int | None:
 
 def _copy_second_half(dsn: str, path: Path, spec: KindSpec, table: Table, columns: list[str], file_id: int,
                       halfway: tuple[int, int], stop: int) -> tuple[int, list[int]] | None:
-    """COPY the second half of a large record file (from `halfway`: offset, line number; to `stop`) into a table of its
-    own, on a connection of its own, and commit it, unattached: it joins the file's table in the loading
-    transaction, or, if that fails, is dropped by the next load of the kind (_drop_orphan_halves; loads of
-    a kind are serialised). Returns the rows and the row numbers of the lines not proven canonical, or None
+    """COPY the second half of a large record file (from `halfway`: offset, line number; up to `stop`) into a
+    table of its own, on a connection of its own, and commit it, unattached: it joins the file's table in the
+    loading transaction, or, if that fails, is dropped by the next load of the kind (_drop_orphan_halves; loads
+    of a kind are serialised). Returns the rows and the row numbers of the lines not proven canonical, or None
     (nothing written) when COPY cannot take it byte for byte."""
     offset, second_row = halfway
     scan = LineScan(line_run_pattern(spec, columns, table.csv_delimiter or ","))
@@ -614,8 +614,8 @@ def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composa
                      scan: LineScan | None = None, create: sql.Composable | None = None, stop: int | None = None,
                      alongside: Future | None = None) -> int | None:
     """COPY the bytes after the header (up to `stop`, if given, and never past the blank lines that end the
-    file) straight into `target` (a table and its
-    column list), feeding each chunk to `scan` once it is sent (the client's work overlaps the server's).
+    file) straight into `target` (a table and its column list), feeding each chunk to `scan` once it is
+    sent (the client's work overlaps the server's).
     `create`, if given, makes the table in the COPY's savepoint, and the COPY freezes its rows.
     `alongside`, if given, is the COPY of the rest of the file on another connection: the savepoint is
     rolled back when it could not be COPYed (its result is None).
