@@ -66,8 +66,8 @@ def generate(path: Path, rows: int, start: datetime, seed: int = 766) -> Path:
 def fresh_database(admin_dsn: str, name: str) -> str:
     from reform_etl import warehouse
 
+    drop_database(admin_dsn, name)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
         conn.execute(f'create database "{name}"')
     dsn = admin_dsn.rsplit("/", 1)[0] + "/" + name
     warehouse.bootstrap(dsn)
@@ -75,8 +75,9 @@ def fresh_database(admin_dsn: str, name: str) -> str:
 
 
 def drop_database(admin_dsn: str, name: str) -> None:
-    """Done with: dropped, so that autovacuum does not visit its rows during the next timed phase (1M rows
-    COPYed without FREEZE are a vacuum and an analyze of their own, on a core our ingest needs)."""
+    """Dropped before it is made again, and once done with: autovacuum must not visit its rows during the next
+    timed phase (1M rows COPYed without FREEZE are a vacuum and an analyze of their own, on a core our ingest
+    needs)."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
 
