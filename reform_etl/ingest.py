@@ -662,12 +662,11 @@ def _copy_lines(cur: psycopg.Cursor, copy_sql: sql.Composed, handle: BinaryIO, s
     # scans it, so the server never waits for the scan.
     with cur.copy(copy_sql, writer=QueuedLibpqWriter(cur)) as copy:
         while chunk := handle.read(COPY_CHUNK if stop is None else min(COPY_CHUNK, stop - handle.tell())):
-            last = chunk[-1:]
             copy.write(chunk)
             if scan is not None:
                 scan.feed(chunk)  # which counts the lines
             else:
-                lines += chunk.count(b"\n")
+                lines, last = lines + chunk.count(b"\n"), chunk[-1:]
     lines = scan.lines if scan is not None else lines + (last != b"\n")
     if cur.rowcount != lines:
         raise _NotStreamable
