@@ -21,7 +21,7 @@ import datetime as dt
 import json
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -377,14 +377,8 @@ def _file_row(conn: psycopg.Connection, file_id: int) -> dict:
     return dict(zip([d.name for d in cur.description], row, strict=True))
 
 
-def _analyze_file(dsn: str, file_id: int) -> None:
-    """Fresh statistics of the table holding a loaded file's rows (see _analyze)."""
-    with psycopg.connect(dsn) as conn:
-        found = conn.execute("select kind, status from audit.submission_files where file_id = %s",
-                             (file_id,)).fetchone()
-    if found is None or found[0] not in KIND_SPECS or found[1] in ("duplicate", "failed"):
-        return
-    kind = found[0]
+def _analyze_rows(dsn: str, kind: str, file_id: int) -> None:
+    """Fresh statistics of the table holding the file's rows of `kind` (see _analyze)."""
     if KIND_SPECS[kind].by_file:
         # Only the file's own table (the parent's would sample all history), on a 3,000-row sample (a
         # tenth of the time): row counts, null fractions and the uniqueness of the dossier ids are what
@@ -396,25 +390,21 @@ def _analyze_file(dsn: str, file_id: int) -> None:
 
 def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
     """Validate one registered file; see the module docstring. Idempotent for (file, run)."""
-    # The server analyses the file's rows on a connection of its own while GX gets ready here and judges
-    # the file's shape: the two take one core each (0.05 s apiece for 1M records).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyze") as side:
-        analysed = side.submit(_analyze_file, dsn, file_id)
-        return _validate_file(dsn, file_id, run_id, analysed)
-
-
-def _validate_file(dsn: str, file_id: int, run_id: str, analysed: Future[None]) -> dict:
     import pandas as pd
 
     started = time.perf_counter()
-    refdata.ensure_loaded(dsn)
-    start_run(dsn, run_id)
-    context = project.context_for(dsn)
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(dsn) as conn, ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyze") as side:
         row = _file_row(conn, file_id)
+        kind = row["kind"]
+        # The server analyses the file's rows on a connection of its own while GX gets ready here and judges
+        # the file's shape: the two take one core each (0.05 s apiece for 1M records).
+        analysed = (side.submit(_analyze_rows, dsn, kind, file_id)
+                    if kind in KIND_SPECS and row["status"] not in ("duplicate", "failed") else None)
+        refdata.ensure_loaded(dsn)
+        start_run(dsn, run_id)
+        context = project.context_for(dsn)
         if row["status"] in ("duplicate", "failed"):
             return {"file_id": file_id, "status": row["status"], "rows_quarantined": 0, "warnings": 0}
-        kind = row["kind"]
         conn.execute("delete from audit.validation_results where run_id = %s and file_id = %s", (run_id, file_id))
         if kind in KIND_SPECS:
             conn.execute(f"delete from quarantine.{kind} where _file_id = %s", (file_id,))
@@ -422,7 +412,8 @@ def _validate_file(dsn: str, file_id: int, run_id: str, analysed: Future[None]) 
 
         shape = file_shape(row)
         shape_result = _run_suite(context, "submission_file", {"dataframe": pd.DataFrame([shape])}, run_id)
-        analysed.result()
+        if analysed is not None:
+            analysed.result()
         if row["status"] == "rejected" or not all(er.success for er in shape_result.results):
             findings = _store_results(conn, run_id, file_id, kind, shape_result, counts_rows=False)
             failed = [f for f in findings.values() if not f["success"]]
