@@ -56,6 +56,15 @@ def landing(tmp_path: Path, monkeypatch) -> Path:
     return root
 
 
+@pytest.fixture()
+def general(monkeypatch) -> list[str]:
+    """The names of the files the general path (temp table, then one normalising insert) loads."""
+    names, stage = [], ingest._stage_and_normalise
+    monkeypatch.setattr(ingest, "_stage_and_normalise",
+                        lambda conn, path, *args: names.append(path.name) or stage(conn, path, *args))
+    return names
+
+
 def load(landing: Path, *paths: Path) -> list[ingest.FileResult]:
     return ingest.load_paths(list(paths) or [landing], landing=landing)
 
@@ -242,7 +251,7 @@ MESSY_DOSSIERS = [
 
 @pytest.mark.parametrize("lookup_rows", [1000, 0], ids=["rows-looked-up", "file-scanned"])
 def test_a_clean_csv_copied_straight_in_is_normalised_exactly_as_the_general_path_does(db, landing, monkeypatch,
-                                                                                      lookup_rows):
+                                                                                      lookup_rows, general):
     """All-known columns go straight into raw.<kind> and are fixed in place; an extra column sends the same
     rows through the temp-table path. Both must store the same cells, row numbers and counts, whether the
     rows the line scan could not prove canonical are looked up by number or found by a scan of the file."""
@@ -250,9 +259,6 @@ def test_a_clean_csv_copied_straight_in_is_normalised_exactly_as_the_general_pat
     bom = lookup_rows == 0  # other bytes than the first case's (the same bytes would load once)
     direct = write_csv(landing / "dossiers" / "direct.csv", MESSY_DOSSIERS, bom=bom)
     staged = write_csv(landing / "dossiers" / "staged.csv", [[*row, "ghi chú"] for row in MESSY_DOSSIERS], bom=bom)
-    general, stage = [], ingest._stage_and_normalise
-    monkeypatch.setattr(ingest, "_stage_and_normalise",
-                        lambda conn, path, *args: general.append(path.name) or stage(conn, path, *args))
     [a, b] = load(landing, direct, staged)
     assert general == ["staged.csv"]
     assert a.status == b.status == "loaded" and a.rows_total == b.rows_total == 5
@@ -356,14 +362,11 @@ CLEAN_DOSSIERS = [
 ]
 
 
-def test_a_quoted_line_break_sends_a_clean_file_the_general_way(db, landing, monkeypatch):
+def test_a_quoted_line_break_sends_a_clean_file_the_general_way(db, landing, general):
     """COPY reads a quoted line break as part of its cell: fewer rows than lines, so the line scan's row numbers
     would not be the rows'. The COPY is undone and the general path loads the file, numbered by source line."""
     broken = [*CLEAN_DOSSIERS[:2], [*CLEAN_DOSSIERS[2][:8], "completed\nlate", ""], [*CLEAN_DOSSIERS[2][:8], "x", ""]]
     path = write_csv(landing / "dossiers" / "quoted.csv", broken)
-    general, stage = [], ingest._stage_and_normalise
-    monkeypatch.setattr(ingest, "_stage_and_normalise",
-                        lambda conn, path, *args: general.append(path.name) or stage(conn, path, *args))
     [result] = load(landing, path)
     assert general == ["quoted.csv"] and result.status == "loaded" and result.rows_total == 3
     assert [r[1] for r in raw_rows(db, "dossiers", result.file_id)] == [2, 4, 5]  # the line each record ends on
@@ -446,13 +449,11 @@ def test_read_bytes_finds_where_the_blank_lines_that_end_a_file_begin(tmp_path, 
 
 
 @pytest.mark.parametrize("halves", [True, False], ids=["in-halves", "whole"])
-def test_a_clean_export_ending_in_blank_lines_is_still_copied_straight_in(db, landing, monkeypatch, halves):
+def test_a_clean_export_ending_in_blank_lines_is_still_copied_straight_in(db, landing, monkeypatch, halves,
+                                                                       general):
     """COPY refuses an empty line; the blank lines that end an export (common) are left out of the COPY
     rather than sending the whole file down the general path (eleven times slower at 1M records)."""
     monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", 1 if halves else 1 << 40)
-    general, stage = [], ingest._stage_and_normalise
-    monkeypatch.setattr(ingest, "_stage_and_normalise",
-                        lambda conn, path, *args: general.append(path.name) or stage(conn, path, *args))
     path = write_csv(landing / "dossiers" / f"trailing_{halves}.csv", _records(f"T{halves:d}-"))
     path.write_bytes(path.read_bytes() + b"\r\n\r\n")  # (csv's lines end in \r\n)
     [result] = load(landing, path)
