@@ -7,6 +7,13 @@ kind and column order matches runs of lines whose every cell each raw.norm_* fun
 unchanged (and whose code, period and year cells fit a btree key). The loader then normalises, in
 SQL as before, only the lines the expression did not match.
 
+A date cell matches only if it names a real day and time of day (VALID_DATE: exactly what
+raw.is_date_cell accepts of the canonical shape). So where every line matched, every date cell of
+the file is valid, and the validation's verdict makes no pass over the file's dates: the loader
+records it (audit.submission_files.has_proven_dates). A line with an impossible date, such as
+2026-02-30, is merely left unproven: normalised in SQL, which leaves it as it is, and its file's
+dates are tested by the verdict.
+
 The expression is conservative: it accepts only plain ASCII cells in the exact form of each
 normaliser's fast path (003_normalise.sql), and leaves everything else to the database, so a line
 it accepts is one the SQL normaliser would not change, and a line it rejects merely gets checked.
@@ -24,6 +31,16 @@ import re2
 from reform_etl.kinds import KindSpec, ValueType
 
 KEY_CELL_MAX = 200  # characters of a code, period or year cell (x 4 bytes x 3 columns < a btree entry's 2704)
+
+
+# A real day, or a real day and time of day, in the loader's canonical form: what raw.is_date_cell
+# (003_normalise.sql) accepts of this shape (years 0001 to 9999 of the Gregorian calendar, 29 February in leap
+# years, 00:00:00 to 23:59:59).
+_YEAR = rb"(?:[1-9]\d{3}|0[1-9]\d\d|00[1-9]\d|000[1-9])"
+_LEAP_YEAR = rb"(?:\d\d(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+_DAY = (rb"(?:" + _YEAR + rb"-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+        rb"|02-(?:0[1-9]|1\d|2[0-8]))|" + _LEAP_YEAR + rb"-02-29)")
+VALID_DATE = _DAY + rb"(?:T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d)?"
 
 
 def _escape(delimiter: bytes) -> bytes:
@@ -50,7 +67,7 @@ def _cells(delimiter: bytes) -> dict[str, bytes]:
         ValueType.DECIMAL: rb"(?:0|[1-9]\d{0,8})(?:\.\d{0,7}[1-9])?",
         ValueType.YEAR: rb"\d{4}",
         ValueType.PERIOD: rb"\d{4}-(?:0[1-9]|1[0-2])",
-        ValueType.DATE: rb"\d{4}-\d\d-\d\d(?:T\d\d:\d\d:\d\d)?",
+        ValueType.DATE: VALID_DATE,
         ValueType.BOOLEAN: rb"(?:true|false)",
     }
 

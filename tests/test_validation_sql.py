@@ -39,6 +39,30 @@ def test_a_date_cell_is_valid_only_in_canonical_form_whatever_character_replaces
     assert accepted > 100 and wrong == 0
 
 
+def test_the_loaders_scan_proves_valid_exactly_the_date_cells_is_date_cell_accepts(db):
+    """The line scan's date form (canonical_lines.VALID_DATE) against raw.is_date_cell: a line it proves lets
+    the verdict skip the file's date tests. Every year with the days around the end of February and of the
+    year; every month and day of years at each leap rule (and year 0000, which PostgreSQL refuses); every
+    hour and minute, at seconds 00, 59, 60 and 99, and every second."""
+    import re2
+
+    from reform_etl.canonical_lines import VALID_DATE
+
+    values = [f"{y:04d}-{md}" for y in range(10000) for md in ("01-01", "02-28", "02-29", "02-30", "12-31")]
+    values += [f"{y:04d}-{m:02d}-{d:02d}" for y in (0, 1, 4, 100, 400, 1900, 2000, 2024, 2025, 2100, 9999)
+               for m in range(100) for d in range(100)]
+    values += [f"2024-02-29T{h:02d}:{m:02d}:{s:02d}" for h in range(100) for m in range(100) for s in (0, 59, 60, 99)]
+    values += [f"2025-12-31T23:59:{s:02d}" for s in range(100)] + ["2026-09-13T", "2026-09-13T16:06", "2026-9-13"]
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.LATIN1
+    form = re2.compile(VALID_DATE, options)
+    accepted = [v for (v,) in db.execute(
+        "select v from unnest(%s::text[]) with ordinality u (v, n) where raw.is_date_cell(v) order by n",
+        (values,)).fetchall()]
+    proven = [v for v in values if form.fullmatch(v.encode())]
+    assert len(accepted) > 30_000 and proven == accepted
+
+
 @pytest.mark.parametrize("datestyle", ["ISO, MDY", "SQL, DMY", "German", "Postgres, YMD"])
 def test_a_date_cell_reads_the_same_under_every_datestyle(db, datestyle):
     db.execute(f"set datestyle = '{datestyle}'")
