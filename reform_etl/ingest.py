@@ -310,29 +310,32 @@ def _load(conn: psycopg.Connection, path: Path, kind: str, facts: FileBytes, run
     spec = KIND_SPECS[kind]
     file_id = _insert_file(conn, path, kind, facts.sha256, run_id, "loaded")
     with _archiving(path, facts.sha256, archive) as archiving:
-        rows, table = _load_rows(conn, path, spec, file_id, facts, dsn)
+        rows, table, proven = _load_rows(conn, path, spec, file_id, facts, dsn)
         archived, _ = archiving.result()
     conn.execute(
         "update audit.submission_files set rows_total = %s, rows_loaded = %s, sheet_name = %s, header_row = %s, "
-        "header_mapping = %s, archived_path = %s, loaded_at = now() where file_id = %s",
-        (rows, rows, table.sheet_name, table.header_row, Jsonb(table.source_headers), str(archived), file_id),
+        "header_mapping = %s, archived_path = %s, has_proven_dates = %s, loaded_at = now() where file_id = %s",
+        (rows, rows, table.sheet_name, table.header_row, Jsonb(table.source_headers), str(archived), proven, file_id),
     )
     return FileResult(file_id, str(path), kind, "loaded", rows, rows)
 
 
 def _load_rows(conn: psycopg.Connection, path: Path, spec: KindSpec, file_id: int, facts: FileBytes, dsn: str
-               ) -> tuple[int, Table]:
-    """The file's rows in raw.<kind> (or its own table, attached), with their registry partitions."""
+               ) -> tuple[int, Table, bool]:
+    """The file's rows in raw.<kind> (or its own table, attached), with their registry partitions; and whether
+    the line scan proved every line canonical (so every date cell a real day: canonical_lines)."""
     kind = spec.name
     target = file_table(kind, file_id) if spec.by_file else sql.Identifier("raw", kind)
     opened = open_table(path, kind)
     try:
         table = opened.table
-        rows = _copy_into_raw(conn, path, spec, table, file_id, target, facts, dsn) if _direct(table) else None
-        if rows is None:
+        copied = _copy_into_raw(conn, path, spec, table, file_id, target, facts, dsn) if _direct(table) else None
+        if copied is not None:
+            rows, proven = copied
+        else:
             if spec.by_file:
                 conn.execute(file_table_ddl(kind, file_id))
-            rows = _stage_and_normalise(conn, path, spec, table, file_id, target, facts)
+            rows, proven = _stage_and_normalise(conn, path, spec, table, file_id, target, facts), False
     finally:
         opened.close()
     if rows == 0:
@@ -353,7 +356,7 @@ def _load_rows(conn: psycopg.Connection, path: Path, spec: KindSpec, file_id: in
         (file_id, kind, *(list(column) for column in zip(*partitions, strict=True))))
     if spec.by_file:
         conn.execute(attach_file_table(kind, file_id))
-    return rows, table
+    return rows, table, proven
 
 
 def _stage_and_normalise(conn: psycopg.Connection, path: Path, spec: KindSpec, table: Table, file_id: int,
@@ -388,7 +391,7 @@ def _direct(table: Table) -> bool:
 
 
 def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: Table, file_id: int,
-                   target: sql.Identifier, facts: FileBytes, dsn: str) -> int | None:
+                   target: sql.Identifier, facts: FileBytes, dsn: str) -> tuple[int, bool] | None:
     """COPY the CSV body into `target` (raw.<kind>, or the file's table), then normalise in place the
     rows that need it.
 
@@ -401,7 +404,8 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
 
     A large clean file of a kind held by file is COPYed as two halves at the same time: one COPY is
     parsed by one server process, and the client keeps up with two (_copy_second_half).
-    Returns the rows loaded, or None when the general path must load the file (nothing was written).
+    Returns the rows loaded and whether the scan proved every line canonical, or None when the general path
+    must load the file (nothing was written).
     """
     kind = spec.name
     conn.execute("select pg_advisory_xact_lock(hashtext('reform_etl.raw.' || %s))", (kind,))
@@ -418,8 +422,8 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
         copied = _stream_csv_body(conn, table, _into(target, columns), path, facts, scan, create)
         if copied is None:
             return None
-        return copied - _normalise_unproven(conn, spec, table, columns, file_id, target, copied,
-                                            [first_row + line for line in scan.finish()])
+        unproven = [first_row + line for line in scan.finish()]
+        return copied - _normalise_unproven(conn, spec, table, columns, file_id, target, copied, unproven), not unproven
     offset, second_row = halfway
     first, second = half_table(kind, file_id, 1), half_table(kind, file_id, 2)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="second-half") as side:
@@ -432,10 +436,11 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
             return None
         copied_second, unproven_second = other.result()
     conn.execute(attach_halves(kind, file_id, second_row))
+    unproven_first = [first_row + line for line in scan.finish()]
     return (copied + copied_second
-            - _normalise_unproven(conn, spec, table, columns, file_id, first, copied,
-                                  [first_row + line for line in scan.finish()])
-            - _normalise_unproven(conn, spec, table, columns, file_id, second, copied_second, unproven_second))
+            - _normalise_unproven(conn, spec, table, columns, file_id, first, copied, unproven_first)
+            - _normalise_unproven(conn, spec, table, columns, file_id, second, copied_second, unproven_second),
+            not unproven_first and not unproven_second)
 
 
 def _into(target: sql.Identifier, columns: list[str]) -> sql.Composed:

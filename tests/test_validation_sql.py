@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import psycopg
 import pytest
 
 EXTERNAL_SERVER = bool(os.environ.get("WAREHOUSE_DSN"))  # read before the fixtures point it at a test database
@@ -172,6 +173,9 @@ def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db
     halves = db.execute("select count(*) from pg_inherits where inhparent = to_regclass(%s)",
                         (f"raw.dossiers__file_{loaded.file_id}",)).fetchone()[0]
     assert halves == (2 if split_bytes == 1 else 0)
+    # lines with an impossible date are not proven canonical: the verdict tests the file's dates itself
+    assert db.execute("select has_proven_dates from audit.submission_files where file_id = %s",
+                      (loaded.file_id,)).fetchone()[0] is False
     outcome = V.validate_file(warehouse_dsn, loaded.file_id, "verdict-sets")
     assert outcome["status"] == "accepted" and outcome["rows_quarantined"] == 8
     verdict = dict(db.execute(
@@ -180,6 +184,56 @@ def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db
     assert verdict == {3: ["period_in_future"], 4: ["date_invalid"], 5: ["date_invalid"],
                        6: ["duplicate_key_in_file"], 7: ["duplicate_key_in_file"], 8: ["date_invalid"],
                        9: ["period_invalid"], 10: ["unit_not_valid_in_period"]}
+
+
+@pytest.mark.parametrize(("split_bytes", "odd_line", "proven"), [
+    (1 << 40, "", True), (1, "", True),
+    (1 << 40, "D10,07900,HT,1.001234,online,03/09/2026,2026-09-10,,processing,", False),
+], ids=["whole", "in-halves", "a-date-to-normalise"])
+def test_a_file_whose_every_date_the_loader_proved_valid_gets_the_same_verdict(db, warehouse_dsn, tmp_path,
+                                                                            monkeypatch, split_bytes, odd_line, proven):
+    """Where the line scan proved every line canonical (whole, or both halves), every date cell is valid
+    (canonical_lines.VALID_DATE): the verdict makes no pass over the date values, and what is left of the date
+    rules (a receipt in the future) is tested on each row. A line the loader had to normalise (a dd/mm/yyyy
+    date) leaves the file unproven, tested as any other. The verdict is the same either way."""
+    from reform_etl import ingest
+    from reform_etl import validation as V
+    from reform_etl.validation import refdata
+
+    refdata.ensure_loaded(warehouse_dsn)
+    db.execute("insert into audit.ref_units (unit_code, unit_name, level, valid_from, source) "
+               "values ('99991', 'Xã giữa tháng', 'commune', '2026-09-15', 'test') on conflict do nothing")
+    monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
+    monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", split_bytes)
+    landing = tmp_path / "landing"
+    (landing / "dossiers").mkdir(parents=True)
+    lines = ["dossier_id,unit_code,field_code,procedure_code,channel,received_at,due_at,completed_at,status,satisfied",
+             f"P1-{split_bytes}-{proven},07900,HT,1.001234,online,2026-09-02T08:00:00,2099-01-01,,processing,",
+             "D2,07900,HT,1.001234,online,2099-01-01,2099-01-05,,processing,",  # received in the future
+             "D3,07900,HT,1.001234,online,2026-09-03,2026-09-10,2026-09-09T17:30:00,completed,true",
+             "D5,07900,HT,1.001234,online,2026-09-04,2026-09-10,,processing,",
+             "D5,07900,HT,1.001234,online,2026-09-05,2026-09-10,,processing,",  # the same dossier twice
+             "D6,99991,HT,1.001234,online,2026-09-14T16:00:00,2026-09-20,,processing,",  # before the unit existed
+             "D7,99991,HT,1.001234,online,2026-09-15T08:00:00,2026-09-20,,processing,",
+             *([odd_line] if odd_line else [])]
+    path = landing / "dossiers" / "proven.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    db.execute("insert into audit.pipeline_runs (run_id) values ('proven-dates') on conflict do nothing")
+    (loaded,) = ingest.load_paths([path], run_id="proven-dates", landing=landing, dsn=warehouse_dsn)
+    assert db.execute("select has_proven_dates from audit.submission_files where file_id = %s",
+                      (loaded.file_id,)).fetchone()[0] is proven
+    with psycopg.connect(warehouse_dsn) as conn:  # a proven file's date sets are all tested on the rows
+        sets = V.verdict_sets(conn, "dossiers", loaded.file_id, proven)
+    tests = [sets[f"set_{column}_{name}"] for column, name in (("received_at", "invalid"), ("received_at", "future"),
+                                                              ("due_at", "invalid"), ("completed_at", "invalid"))]
+    assert all(isinstance(t, str) and "is_date_cell" not in t for t in tests) is proven
+    outcome = V.validate_file(warehouse_dsn, loaded.file_id, "proven-dates")
+    assert outcome["status"] == "accepted" and outcome["rows_quarantined"] == 4
+    verdict = dict(db.execute(
+        "select _row_number, array_agg(f->>'rule' order by f->>'rule') from quarantine.dossiers q, "
+        "jsonb_array_elements(q.failed_rules) f where q._file_id = %s group by 1", (loaded.file_id,)).fetchall())
+    assert verdict == {3: ["period_in_future"], 5: ["duplicate_key_in_file"], 6: ["duplicate_key_in_file"],
+                       7: ["unit_not_valid_in_period"]}
 
 
 @pytest.mark.parametrize(("channel", "fails"), [

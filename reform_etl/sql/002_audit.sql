@@ -34,8 +34,13 @@ create table if not exists audit.submission_files (
     error            text,                    -- the reason in plain words
     duplicate_of     bigint references audit.submission_files (file_id),
     archived_path    text,
-    loaded_at        timestamptz
+    loaded_at        timestamptz,
+    -- The loader's line scan proved every line canonical, so every date cell a real day and time (what
+    -- raw.is_date_cell accepts): the verdict then tests no date (reform_etl.canonical_lines, validation).
+    has_proven_dates boolean not null default false
 );
+-- (a warehouse bootstrapped before the column: its files keep the full date tests)
+alter table audit.submission_files add column if not exists has_proven_dates boolean not null default false;
 -- The same bytes are loaded once: a second copy is registered as a duplicate.
 create unique index if not exists submission_files_sha256_once
     on audit.submission_files (sha256) where status in ('loaded', 'accepted', 'rejected');

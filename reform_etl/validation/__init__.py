@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from reform_etl.kinds import KIND_SPECS
+from reform_etl.kinds import KIND_SPECS, ValueType
 from reform_etl.validation import project, refdata
 from reform_etl.validation import rules as R
 from reform_etl.warehouse import file_table_name, prefer_parallel
@@ -181,7 +181,7 @@ MANY_FAILING = 100_000  # failing rows beyond which the quarantine statement tes
 # against 1.5 s row by row; of date-times to the minute, 4 % distinct: 0.6 s, against 1.5 s).
 IN_PLACE_DISTINCT_SHARE = 0.1
 
-Sets = dict[str, list[list[str | None]] | None]  # a set's failing values by column; None: tested in place
+Sets = dict[str, list[list[str | None]] | str]  # a set's failing values by column, or its test of row r in place
 
 
 def _parallel_settings(conn: psycopg.Connection) -> None:
@@ -206,10 +206,12 @@ def _mostly_distinct(conn: psycopg.Connection, kind: str, file_id: int, columns:
             if (-n_distinct if n_distinct < 0 else n_distinct / max(rows or 1, 1)) > IN_PLACE_DISTINCT_SHARE}
 
 
-def verdict_sets(conn: psycopg.Connection, kind: str, file_id: int) -> Sets:
+def verdict_sets(conn: psycopg.Connection, kind: str, file_id: int, proven_dates: bool = False) -> Sets:
     """Each set of failing values the kind's rules read (Rule.sets), computed once for the file: its
-    columns, each as a list (usually empty), or None for a set whose test runs on each row in place
-    (a column of mostly distinct values: see IN_PLACE_DISTINCT_SHARE).
+    columns, each as a list (usually empty), or, for a set whose test runs on each row in place, that test
+    (a column of mostly distinct values: see IN_PLACE_DISTINCT_SHARE; or a date column of a file whose
+    every date cell the loader proved valid, `proven_dates`: what is left of its test then costs less
+    than a pass over the values, and usually nothing).
 
     Separate statements, so that Postgres may spread each over its parallel workers (it runs no part
     of an INSERT in parallel). The sets of columns' values are all found on one pass over the distinct
@@ -224,7 +226,9 @@ def verdict_sets(conn: psycopg.Connection, kind: str, file_id: int) -> Sets:
             if sets.setdefault(name, value_set) != value_set:
                 raise ValidationError(f"{kind}: two rules read set {name} with different queries")
     columns = list(dict.fromkeys(value_set.column for value_set in sets.values() if value_set.column))
-    in_place = _mostly_distinct(conn, kind, file_id, columns)
+    spec = KIND_SPECS[kind]
+    valid_dates = {c for c in columns if proven_dates and spec.column(c).type is ValueType.DATE}
+    in_place = valid_dates | _mostly_distinct(conn, kind, file_id, [c for c in columns if c not in valid_dates])
     columns = [column for column in columns if column not in in_place]
     tests = {name: value_set.test for name, value_set in sets.items() if value_set.column in columns}
     others = {name: value_set for name, value_set in sets.items() if not value_set.column}
@@ -263,22 +267,22 @@ def verdict_sets(conn: psycopg.Connection, kind: str, file_id: int) -> Sets:
         return found
 
     _parallel_settings(conn)
-    return {**column_sets(), **other_sets(), **dict.fromkeys(
-        (name for name, value_set in sets.items() if value_set.column in in_place), None)}
+    return {**column_sets(), **other_sets(), **{name: value_set.in_place(value_set.column in valid_dates)
+                                                for name, value_set in sets.items() if value_set.column in in_place}}
 
 
 def _verdict_flags(kind: str, file_id: int, sets: Sets) -> tuple[list[R.Rule], list[str], list[list[str | None]]]:
     """The quarantine rules of the kind, their flags (true when row r of the file fails the rule) and
     the flags' parameters: each set a rule reads, computed by verdict_sets (its values come from the
     file: parameters, never SQL text), or its test of row r's own cell where verdict_sets left it to
-    the rows (None), or false for an empty set."""
+    the rows, or false for an empty set."""
     rules = [r for r in R.row_rules(kind) if r.severity is R.Severity.QUARANTINE_ROW]
     rows_src = _file_rows(kind, file_id)
     params: list[list[str | None]] = []
 
     def values(match) -> str:
         columns = sets[match.group(1)]
-        assert columns is not None  # a set tested in place was replaced by its test
+        assert not isinstance(columns, str)  # a set tested in place was replaced by its test
         params.extend(columns)
         placeholders = ", ".join(["%s::text[]"] * len(columns))
         return f"(select * from unnest({placeholders}))"
@@ -287,8 +291,8 @@ def _verdict_flags(kind: str, file_id: int, sets: Sets) -> tuple[list[R.Rule], l
         text = rule.predicate
         for name, value_set in rule.sets.items():
             found = sets[name]
-            if found is None:
-                text = text.replace(value_set.member, value_set.in_place)
+            if isinstance(found, str):
+                text = text.replace(value_set.member, found)
             elif not any(found):  # x in (an empty set) is false, null x too: the planner drops the test
                 text = text.replace(value_set.member, "false")
         return R.SET.sub(values, text).replace("{rows}", rows_src)
@@ -369,7 +373,7 @@ def _analyze(dsn: str, *tables: str, statistics_target: int | None = None) -> No
 
 def _file_row(conn: psycopg.Connection, file_id: int) -> dict:
     cur = conn.execute(
-        "select file_id, kind, path, status, rows_total, header_mapping, error_code, error "
+        "select file_id, kind, path, status, rows_total, header_mapping, error_code, error, has_proven_dates "
         "from audit.submission_files where file_id = %s", (file_id,))
     row = cur.fetchone()
     if row is None:
@@ -433,7 +437,7 @@ def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
         # the file 'loaded' (never read by staging) with no results, and its next validation redoes it.
         # Then the kind's suite, one expectation per rule, over the file's batch and its verdict; every
         # result of the file is committed with its final status, in one transaction.
-        sets = verdict_sets(conn, kind, file_id)
+        sets = verdict_sets(conn, kind, file_id, row["has_proven_dates"])
         failing = failing_rows(conn, kind, file_id, sets)
         quarantined = 0
         if failing:  # (a file failing almost whole is tested again whole rather than by a huge list)

@@ -49,8 +49,9 @@ class ValueSet:
     """Values of the file a rule tests as a set: `query` (over {rows}) returns those that fail. A set of
     one column's distinct values that fail `test` (of `d.v`, a test of the value alone) names the
     column: the verdict tests all such sets on one pass over the distinct values of their columns, or,
-    where a column's values are mostly distinct (date-times to the second), tests each row's value in
-    place (`member`, the predicate's test of membership, becomes `in_place`: the same test of `r`'s cell).
+    where a column's values are mostly distinct (date-times to the second), or where the loader proved
+    every date cell of the file valid, tests each row's value in place (`member`, the predicate's test of
+    membership, becomes `in_place()`: the same test of `r`'s cell).
     When the set is empty (the usual), the verdict writes `member` as false, which the planner folds.
     `probe`, if given, is a cheaper query over {rows} whose one boolean is false only when the set
     is empty (usually it is: the set's own query is then skipped); `width` is the query's columns."""
@@ -61,10 +62,12 @@ class ValueSet:
     width: int = 1
     member: str = ""
 
-    @property
-    def in_place(self) -> str:
-        """`test` of row r's own cell (a set of one column's values), null cells failing nothing."""
-        return f"(r.{self.column} is not null and ({VALUE.sub(f'r.{self.column}', self.test)}))"
+    def in_place(self, valid_date: bool = False) -> str:
+        """`test` of row r's own cell (a set of one column's values), null cells failing nothing. `valid_date`:
+        every cell of the column is known to be a valid date cell (audit.submission_files.has_proven_dates),
+        so the test's `is_date` of it is true (`not true`: the planner drops the whole test)."""
+        test = self.test.replace(is_date("d.v"), "true") if valid_date else self.test
+        return f"(r.{self.column} is not null and ({VALUE.sub(f'r.{self.column}', test)}))"
 
 
 @dataclass(frozen=True)
