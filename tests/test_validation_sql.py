@@ -121,6 +121,18 @@ def test_gx_file_suite_rejects_what_the_loader_let_through(db, warehouse_dsn, tm
     assert row == ("rejected", "missing_required_columns", 0)
 
 
+def _rules_by_row(db, file_id: int) -> dict[int, list[str]]:
+    """The verdict on a record file: its quarantined rows' numbers, each with the rules it failed."""
+    return dict(db.execute(
+        "select _row_number, array_agg(f->>'rule' order by f->>'rule') from quarantine.dossiers q, "
+        "jsonb_array_elements(q.failed_rules) f where q._file_id = %s group by 1", (file_id,)).fetchall())
+
+
+def _has_proven_dates(db, file_id: int) -> bool:
+    return db.execute("select has_proven_dates from audit.submission_files where file_id = %s",
+                      (file_id,)).fetchone()[0]
+
+
 @pytest.mark.parametrize(("many_failing", "in_place_share", "split_bytes"),
                          [(100_000, 2.0, 1 << 40), (0, 2.0, 1 << 40), (100_000, -1.0, 1 << 40), (100_000, 2.0, 1)],
                          ids=["rows-by-number", "file-tested-again", "dates-tested-in-place", "file-in-halves"])
@@ -174,13 +186,10 @@ def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db
                         (f"raw.dossiers__file_{loaded.file_id}",)).fetchone()[0]
     assert halves == (2 if split_bytes == 1 else 0)
     # lines with an impossible date are not proven canonical: the verdict tests the file's dates itself
-    assert db.execute("select has_proven_dates from audit.submission_files where file_id = %s",
-                      (loaded.file_id,)).fetchone()[0] is False
+    assert _has_proven_dates(db, loaded.file_id) is False
     outcome = V.validate_file(warehouse_dsn, loaded.file_id, "verdict-sets")
     assert outcome["status"] == "accepted" and outcome["rows_quarantined"] == 8
-    verdict = dict(db.execute(
-        "select _row_number, array_agg(f->>'rule' order by f->>'rule') from quarantine.dossiers q, "
-        "jsonb_array_elements(q.failed_rules) f where q._file_id = %s group by 1", (loaded.file_id,)).fetchall())
+    verdict = _rules_by_row(db, loaded.file_id)
     assert verdict == {3: ["period_in_future"], 4: ["date_invalid"], 5: ["date_invalid"],
                        6: ["duplicate_key_in_file"], 7: ["duplicate_key_in_file"], 8: ["date_invalid"],
                        9: ["period_invalid"], 10: ["unit_not_valid_in_period"]}
@@ -220,8 +229,7 @@ def test_a_file_whose_every_date_the_loader_proved_valid_gets_the_same_verdict(d
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     db.execute("insert into audit.pipeline_runs (run_id) values ('proven-dates') on conflict do nothing")
     (loaded,) = ingest.load_paths([path], run_id="proven-dates", landing=landing, dsn=warehouse_dsn)
-    assert db.execute("select has_proven_dates from audit.submission_files where file_id = %s",
-                      (loaded.file_id,)).fetchone()[0] is proven
+    assert _has_proven_dates(db, loaded.file_id) is proven
     with psycopg.connect(warehouse_dsn) as conn:  # a proven file's date sets are all tested on the rows
         sets = V.verdict_sets(conn, "dossiers", loaded.file_id, proven)
     tests = [sets[f"set_{column}_{name}"] for column, name in (("received_at", "invalid"), ("received_at", "future"),
@@ -229,9 +237,7 @@ def test_a_file_whose_every_date_the_loader_proved_valid_gets_the_same_verdict(d
     assert all(isinstance(t, str) and "is_date_cell" not in t for t in tests) is proven
     outcome = V.validate_file(warehouse_dsn, loaded.file_id, "proven-dates")
     assert outcome["status"] == "accepted" and outcome["rows_quarantined"] == 4
-    verdict = dict(db.execute(
-        "select _row_number, array_agg(f->>'rule' order by f->>'rule') from quarantine.dossiers q, "
-        "jsonb_array_elements(q.failed_rules) f where q._file_id = %s group by 1", (loaded.file_id,)).fetchall())
+    verdict = _rules_by_row(db, loaded.file_id)
     assert verdict == {3: ["period_in_future"], 5: ["duplicate_key_in_file"], 6: ["duplicate_key_in_file"],
                        7: ["unit_not_valid_in_period"]}
 
