@@ -226,10 +226,13 @@ def main() -> int:
     checkpoint(admin)
     ingest_s, peak_mb, detail = our_ingest(dsn, landing, path)
     log(f"our ingest + validate: {ingest_s:.2f} s ({detail}), peak RSS {peak_mb:.0f} MB")
+    drop_database(admin, "bench_ingest")
 
     dsn = fresh_database(admin, "bench_naive")
     baseline_s = naive_baseline(dsn, path, baseline_rows)
     log(f"naive pandas baseline on {baseline_rows:,} rows: {baseline_s:.2f} s")
+    # (seen: autovacuum of its million rows ran during the 1x nights that follow, 2.3 to 2.8 s against 1.7 to 1.9)
+    drop_database(admin, "bench_naive")
 
     import bench_incremental  # scripts/ is on sys.path when this file runs as a script
 
