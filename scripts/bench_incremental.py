@@ -54,8 +54,9 @@ HEADER = [
 FIELDS = ["HT", "CT", "DD", "XD", "HKD", "LDXH", "TP", "GT", "MT", "NN"]  # codes of seeds/fields.csv
 SELECT = ["--select", "+fct_dossier_records_monthly", "+rpt_reconciliation"]
 HISTORY_DAYS_1X = 60
-NIGHTS = 5  # nightly runs measured per history size (one new day each); the median is reported (of 3, the 1x and
-# 10x nights of this machine's noisiest hours gave ratios from 0.97 to 1.3 between runs of the same code)
+# nightly runs measured per history size (one new day each); the median is reported (one night to the next of the
+# same bench differs by up to a quarter here: dbt's own work for 18 models, not the SQL, is most of a night)
+NIGHTS = 5
 
 
 def _iso(moment: datetime) -> str:
@@ -185,7 +186,7 @@ def dbt_run(dsn: str, target: Path, command: str = "run") -> float:
 def settle(dsn: str) -> None:
     """The history as a warehouse in service holds it: vacuumed and analysed, as autovacuum left it long before
     tonight (set-up, not measured). Without this, autovacuum visits the history just loaded (20 files and
-    int_dossiers__latest, 2M rows each, for 10x) during the nights measured: seen, 10x nights 0.3 s slower."""
+    int_dossiers__latest, 2M rows each, for 10x) during the nights measured (seen in pg_stat_user_tables)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("vacuum (analyze)")
         with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # (a superuser's, or pg_checkpoint's)

@@ -198,7 +198,8 @@ def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db
 @pytest.mark.parametrize(("split_bytes", "odd_line", "proven"), [
     (1 << 40, "", True), (1, "", True),
     (1 << 40, "D10,07900,HT,1.001234,online,03/09/2026,2026-09-10,,processing,", False),
-], ids=["whole", "in-halves", "a-date-to-normalise"])
+    (1, "D10,07900,HT,1.001234,online,03/09/2026,2026-09-10,,processing,", False),  # in the second half
+], ids=["whole", "in-halves", "a-date-to-normalise", "in-halves-a-date-to-normalise"])
 def test_a_file_whose_every_date_the_loader_proved_valid_gets_the_same_verdict(db, warehouse_dsn, tmp_path,
                                                                             monkeypatch, split_bytes, odd_line, proven):
     """Where the line scan proved every line canonical (whole, or both halves), every date cell is valid
