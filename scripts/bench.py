@@ -236,7 +236,7 @@ def main() -> int:
 
     import bench_incremental  # scripts/ is on sys.path when this file runs as a script
 
-    nightly = bench_incremental.measure(BENCH, admin, rows, fresh_database, log)
+    nightly = bench_incremental.measure(BENCH, admin, rows, fresh_database, checkpoint, log)
 
     results = {
         "rows": rows,

@@ -26,7 +26,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
 import random
@@ -183,18 +182,17 @@ def dbt_run(dsn: str, target: Path, command: str = "run") -> float:
     return elapsed
 
 
-def settle(dsn: str) -> None:
+def settle(dsn: str, checkpoint) -> None:
     """The history as a warehouse in service holds it: vacuumed and analysed, as autovacuum left it long before
     tonight (set-up, not measured). Without this, autovacuum visits the history just loaded (20 files and
     int_dossiers__latest, 2M rows each, for 10x) during the nights measured (seen in pg_stat_user_tables)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("vacuum (analyze)")
-        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # (a superuser's, or pg_checkpoint's)
-            conn.execute("checkpoint")  # and its pages written
+    checkpoint(dsn)  # and its pages written
 
 
 def incremental(
-    bench: Path, admin_dsn: str, label: str, rows: int, days: int, day_rows: int, fresh_database, log
+    bench: Path, admin_dsn: str, label: str, rows: int, days: int, day_rows: int, fresh_database, checkpoint, log
 ) -> dict:
     """History of `rows` over `days` days, a first (full) dbt run, then NIGHTS new days, each loaded
     and validated and followed by the timed nightly run; the figure is the median night."""
@@ -214,7 +212,7 @@ def incremental(
     target = root / "dbt-target"
     dbt_run(dsn, target, "seed")  # reference data, as `reform-etl warehouse start` / the reference DAG do
     first_s = dbt_run(dsn, target)
-    settle(dsn)
+    settle(dsn, checkpoint)
     log(
         f"incremental {label}: {rows:,} dossiers of history over {days} days loaded (not validated) in "
         f"{load_s:.0f} s, first (full) dbt run {first_s:.1f} s"
@@ -317,7 +315,7 @@ def noop_run(bench: Path, dsn: str) -> tuple[float | None, bool, str | None, dic
     return elapsed, fresh, None, detail
 
 
-def measure(bench: Path, admin_dsn: str, bench_rows: int, fresh_database, log) -> dict:
+def measure(bench: Path, admin_dsn: str, bench_rows: int, fresh_database, checkpoint, log) -> dict:
     base = min(bench_rows, int(os.environ.get("BENCH_INCREMENTAL_BASE", "200000")))
     day_rows = max(1, base // HISTORY_DAYS_1X)
     if base < bench_rows:
@@ -325,8 +323,9 @@ def measure(bench: Path, admin_dsn: str, bench_rows: int, fresh_database, log) -
             f"incremental: 1x history = {base:,} dossiers (BENCH_INCREMENTAL_BASE), not BENCH_ROWS = "
             f"{bench_rows:,}: 10x of that would take too long to load on this machine"
         )
-    one = incremental(bench, admin_dsn, "1x", base, HISTORY_DAYS_1X, day_rows, fresh_database, log)
-    ten = incremental(bench, admin_dsn, "10x", base * 10, HISTORY_DAYS_1X * 10, day_rows, fresh_database, log)
+    one = incremental(bench, admin_dsn, "1x", base, HISTORY_DAYS_1X, day_rows, fresh_database, checkpoint, log)
+    ten = incremental(bench, admin_dsn, "10x", base * 10, HISTORY_DAYS_1X * 10, day_rows, fresh_database,
+                      checkpoint, log)
     noop_s, noop_fresh, noop_error, noop_detail = noop_run(bench, one["dsn"])
     log(f"first nightly run on the 1x warehouse (dbt {noop_detail.get('noop_first_dbt_mode')}): "
         f"{noop_detail.get('noop_first_run_s')} s" + (" (including the first initialisation of .bench/airflow)"
