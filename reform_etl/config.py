@@ -31,6 +31,8 @@ class Settings:
     airflow_home: Path
     warehouse_dsn: str | None
     database: str
+    # GSO code of the deployment's province: forms' unit names resolve within it (default: the sample's).
+    province_code: str = "25"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -52,6 +54,7 @@ class Settings:
             airflow_home=path("AIRFLOW_HOME", home / ".airflow"),
             warehouse_dsn=os.environ.get("WAREHOUSE_DSN") or None,
             database=os.environ.get("REFORM_DATABASE", "reform"),
+            province_code=os.environ.get("REFORM_PROVINCE", "25"),
         )
 
 
