@@ -83,7 +83,10 @@ _COUNT_COLUMNS = (
     C("received_carried_over", "Kỳ trước chuyển qua", T.COUNT),
     C("received_online", "Tiếp nhận trực tuyến", T.COUNT),
     C("received_direct", "Tiếp nhận trực tiếp", T.COUNT),
-    C("received_postal", "Tiếp nhận qua BCCI", T.COUNT, aliases=("Tiếp nhận qua bưu chính công ích",)),
+    # Optional: the official 13-column form counts postal receipts with in-person ones (received_direct);
+    # blank or absent, it is unknown (null), not 0.
+    C("received_postal", "Tiếp nhận qua BCCI", T.COUNT, required=False,
+      aliases=("Tiếp nhận qua bưu chính công ích",)),
     C("resolved_early", "Giải quyết trước hạn", T.COUNT),
     C("resolved_on_time", "Giải quyết đúng hạn", T.COUNT),
     C("resolved_late", "Giải quyết quá hạn", T.COUNT),

@@ -42,6 +42,8 @@ class Table:
     ignored_headers: list[str] = field(default_factory=list)
     width: int = 0  # cells in the header row
     csv_delimiter: str | None = None  # set for CSV: the body may be streamed to COPY as it is
+    # Found while reading (an official form's totals that do not add up): each a dict with the sheet's row
+    warnings: list[dict] = field(default_factory=list)
 
 
 def header_aliases(spec: KindSpec) -> dict[str, str]:

@@ -1,0 +1,192 @@
+"""Form II.06a printed as one-stop software prints it (title block, merged header, numbering row, sections,
+totals), for the sample province and the tests: the reader is tested against files made the way offices get them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+TITLE_13 = "TÌNH HÌNH, KẾT QUẢ GIẢI QUYẾT TTHC TẠI CƠ QUAN, ĐƠN VỊ TRỰC TIẾP GIẢI QUYẾT TTHC"
+TITLE_22 = "TÌNH HÌNH TIẾP NHẬN VÀ GIẢI QUYẾT THỦ TỤC HÀNH CHÍNH"
+RECEIVED, RESOLVED, PENDING = "Số hồ sơ nhận giải quyết", "Số hồ sơ đã giải quyết", "Số hồ sơ đang giải quyết"
+ON_TIME_NOTE = "Đúng hạn (Bao gồm cả hồ sơ chờ bổ sung và trả lại / xin rút)"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A vendor's column order: each column's label path (top to bottom) and what it holds (see `value`)."""
+    title: str
+    columns: tuple[tuple[tuple[str, ...], str], ...]
+    numbering: str = "({})"  # "{}" prints 1 2 3, "({})" prints (1) (2) (3)
+
+
+# The form of Thông tư 01/2020: in-person and postal receipts in one column.
+VENDOR_A = Layout(TITLE_13, (
+    ((RECEIVED, "Tổng số"), "received_total"),
+    ((RECEIVED, "Trong đó", "Số kỳ trước chuyển qua"), "received_carried_over"),
+    ((RECEIVED, "Trong đó", "Số mới tiếp nhận trực tuyến"), "received_online"),
+    ((RECEIVED, "Trong đó", "Số mới tiếp nhận trực tiếp, dịch vụ bưu chính"), "received_direct+postal"),
+    ((RESOLVED, "Tổng số"), "resolved_total"),
+    ((RESOLVED, "Trước hạn"), "resolved_early"),
+    ((RESOLVED, ON_TIME_NOTE), "resolved_on_time"),
+    ((RESOLVED, "Quá hạn"), "resolved_late"),
+    ((PENDING, "Tổng số"), "pending_total"),
+    ((PENDING, "Trong hạn"), "pending_in_time"),
+    ((PENDING, "Quá hạn"), "pending_overdue"),
+))
+# Another vendor: "Từ kỳ trước", new receipts under one merged label, sub-columns in another order.
+VENDOR_B = Layout(TITLE_13, (
+    ((RECEIVED, "Tổng số"), "received_total"),
+    ((RECEIVED, "Từ kỳ trước"), "received_carried_over"),
+    ((RECEIVED, "Số mới tiếp nhận", "Trực tiếp, dịch vụ bưu chính"), "received_direct+postal"),
+    ((RECEIVED, "Số mới tiếp nhận", "Trực tuyến"), "received_online"),
+    ((RESOLVED, "Tổng số"), "resolved_total"),
+    ((RESOLVED, "Đúng hạn"), "resolved_on_time"),
+    ((RESOLVED, "Trước hạn"), "resolved_early"),
+    ((RESOLVED, "Quá hạn"), "resolved_late"),
+    ((PENDING, "Tổng số"), "pending_total"),
+    ((PENDING, "Quá hạn"), "pending_overdue"),
+    ((PENDING, "Trong hạn"), "pending_in_time"),
+), numbering="{}")
+# The 22-column export: online by level, in person, BCCI, out-of-area receipts, late with / without apology.
+VENDOR_22 = Layout(TITLE_22, (
+    (("Tiếp nhận", "Tổng số"), "received_total"),
+    (("Tiếp nhận", "Kỳ trước chuyển qua"), "received_carried_over"),
+    (("Tiếp nhận", "Mới tiếp nhận", "Tổng số"), "received_new_total"),
+    (("Tiếp nhận", "Mới tiếp nhận", "Trực tuyến", "Mức 3"), "received_online/1"),
+    (("Tiếp nhận", "Mới tiếp nhận", "Trực tuyến", "Mức 4"), "received_online/2"),
+    (("Tiếp nhận", "Mới tiếp nhận", "Trực tiếp"), "received_direct"),
+    (("Tiếp nhận", "Mới tiếp nhận", "Qua BCCI"), "received_postal"),
+    (("Tiếp nhận", "Tiếp nhận phi địa giới"), "zero"),
+    (("Đã giải quyết", "Tổng số"), "resolved_total"),
+    (("Đã giải quyết", "Trước hạn"), "resolved_early"),
+    (("Đã giải quyết", "Đúng hạn"), "resolved_on_time"),
+    (("Đã giải quyết", "Quá hạn", "Đã có thư xin lỗi"), "resolved_late/1"),
+    (("Đã giải quyết", "Quá hạn", "Chưa có thư xin lỗi"), "resolved_late/2"),
+    (("Đang giải quyết", "Tổng số"), "pending_total"),
+    (("Đang giải quyết", "Trong hạn"), "pending_in_time"),
+    (("Đang giải quyết", "Quá hạn"), "pending_overdue"),
+    (("Trả lại / rút hồ sơ",), "returned_withdrawn"),
+    (("Tỷ lệ giải quyết đúng hạn (%)",), "zero"),
+    (("Ghi chú",), "blank"),
+    (("Số hồ sơ giải quyết theo cơ chế một cửa liên thông",), "zero"),
+))
+
+SUMS = {
+    "received_total": ("received_carried_over", "received_online", "received_direct", "received_postal"),
+    "received_new_total": ("received_online", "received_direct", "received_postal"),
+    "received_direct+postal": ("received_direct", "received_postal"),
+    "resolved_total": ("resolved_early", "resolved_on_time", "resolved_late"),
+    "pending_total": ("pending_in_time", "pending_overdue"),
+}
+
+
+def value(what: str, counts: dict[str, int]) -> int | None:
+    """A column's figure from a field's counts: a count, a sum, or one of two parts of a count ("/1", "/2")."""
+    if what == "zero":
+        return 0
+    if what == "blank":
+        return None
+    if what in SUMS:
+        return sum(counts.get(k, 0) for k in SUMS[what])
+    if what.endswith(("/1", "/2")):
+        whole = counts.get(what[:-2], 0)
+        return whole // 2 if what.endswith("/1") else whole - whole // 2
+    return counts.get(what, 0)
+
+
+def sheet(layout: Layout, unit_name: str, period_line: str, body: list[tuple], *, total_first: bool = True,
+          totals_override: dict[str, int] | None = None) -> tuple[list[list], list[tuple[int, int, int, int]]]:
+    """The sheet's rows and merged ranges (first row, first col, last row, last col; 1-based).
+    `body`: ("section", stt, name) | ("field", stt, name, counts) | ("trong_do", name, counts)."""
+    depth = max(len(path) for path, _ in layout.columns)
+    width = 2 + len(layout.columns)
+    rows: list[list] = [
+        ["UBND TỈNH PHÚ THỌ", None, None, None, None, None, None, None, "Biểu số II.06a/VPCP/KSTT"],
+        [None, None, None, None, None, None, None, None,
+         "Ban hành theo Thông tư số 01/2020/TT-VPCP ngày 21 tháng 10 năm 2020"],
+        [layout.title],
+        [period_line],
+        [f"- Đơn vị báo cáo: {unit_name}"],
+        ["- Đơn vị nhận báo cáo: Văn phòng UBND tỉnh"],
+        [None, None, None, None, None, None, None, None, "Đơn vị tính: Số hồ sơ TTHC"],
+    ]
+    merges = [(3, 1, 3, width)]
+    top = len(rows) + 1
+    header = [[None] * width for _ in range(depth)]
+    header[0][0], header[0][1] = "STT", "Lĩnh vực, công việc giải quyết theo cấp"
+    merges += [(top, 1, top + depth - 1, 1), (top, 2, top + depth - 1, 2)]
+    paths = [path for path, _ in layout.columns]
+    for level in range(depth):
+        column = 0
+        while column < len(paths):
+            path = paths[column]
+            if level >= len(path):
+                column += 1
+                continue
+            span = column
+            while (span + 1 < len(paths) and len(paths[span + 1]) > level
+                   and paths[span + 1][: level + 1] == path[: level + 1]):
+                span += 1
+            header[level][2 + column] = path[level]
+            last_row = top + level if level < len(path) - 1 else top + depth - 1
+            if span > column or last_row > top + level:
+                merges.append((top + level, 3 + column, last_row, 3 + span))
+            column = span + 1
+    rows += header
+    rows.append([layout.numbering.format(i) for i in range(1, width + 1)])
+    fields = [item[3] for item in body if item[0] == "field"]
+    grand = {k: sum(f.get(k, 0) for f in fields) for k in {k for f in fields for k in f}}
+    grand.update(totals_override or {})
+    total_row = [None, "Tổng cộng", *(value(w, grand) for _, w in layout.columns)]
+    if total_first:
+        rows.append(total_row)
+    for item in body:
+        if item[0] == "section":
+            rows.append([item[1], item[2]])
+        elif item[0] == "field":
+            rows.append([item[1], item[2], *(value(w, item[3]) for _, w in layout.columns)])
+        else:
+            rows.append([None, item[1], *(value(w, item[2]) for _, w in layout.columns)])
+    if not total_first:
+        rows.append(total_row)
+    return rows, merges
+
+
+def write_xlsx(path: Path, name: str, rows: list[list], merges: list[tuple[int, int, int, int]]) -> Path:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    target = book.active
+    target.title = name
+    for row in rows:
+        target.append(row)
+    for first_row, first_col, last_row, last_col in merges:
+        target.merge_cells(start_row=first_row, start_column=first_col, end_row=last_row, end_column=last_col)
+    book.save(path)
+    return path
+
+
+def write_xls(path: Path, name: str, rows: list[list], merges: list[tuple[int, int, int, int]]) -> Path:
+    import xlwt
+
+    book = xlwt.Workbook(encoding="utf-8")
+    target = book.add_sheet(name)
+    covered = {(r, c) for fr, fc, lr, lc in merges for r in range(fr, lr + 1) for c in range(fc, lc + 1)
+               if (r, c) != (fr, fc)}
+    starts = {(fr, fc): (lr, lc) for fr, fc, lr, lc in merges}
+    for r, row in enumerate(rows, 1):
+        for c, cell in enumerate(row, 1):
+            if (r, c) in covered:
+                continue
+            if (r, c) in starts:
+                lr, lc = starts[(r, c)]
+                target.write_merge(r - 1, lr - 1, c - 1, lc - 1, cell)
+            elif cell is not None:
+                target.write(r - 1, c - 1, cell)
+    for (r, c), (lr, lc) in starts.items():
+        if r - 1 >= len(rows) or c - 1 >= len(rows[r - 1]):
+            target.write_merge(r - 1, lr - 1, c - 1, lc - 1, None)
+    book.save(str(path))
+    return path
