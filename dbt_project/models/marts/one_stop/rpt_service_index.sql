@@ -38,7 +38,7 @@ unit_throughput as (
         sum(resolved_early + resolved_on_time + pending_in_time) as progress_numerator,
         sum(received_total) as progress_denominator,
         sum(received_online) as online_numerator,
-        sum(received_online + received_direct + received_postal) as online_denominator
+        sum(received_online + received_direct + coalesce(received_postal, 0)) as online_denominator
     from throughput
     where field_code = 'ALL'
        or not exists (
