@@ -137,7 +137,8 @@ def sheet(layout: Layout, unit_name: str, period_line: str, body: list[tuple], *
     rows += header
     rows.append([layout.numbering.format(i) for i in range(1, width + 1)])
     fields = [item[3] for item in body if item[0] == "field"]
-    grand = {k: sum(f.get(k, 0) for f in fields) for k in {k for f in fields for k in f}}
+    keys = {k for f in fields for k, v in f.items() if isinstance(v, int)}
+    grand = {k: sum(f.get(k, 0) for f in fields) for k in keys}
     grand.update(totals_override or {})
     total_row = [None, "Tổng cộng", *(value(w, grand) for _, w in layout.columns)]
     if total_first:
@@ -154,7 +155,8 @@ def sheet(layout: Layout, unit_name: str, period_line: str, body: list[tuple], *
     return rows, merges
 
 
-def write_xlsx(path: Path, name: str, rows: list[list], merges: list[tuple[int, int, int, int]]) -> Path:
+def workbook(name: str, rows: list[list], merges: list[tuple[int, int, int, int]]):
+    """An openpyxl workbook of one sheet holding `rows`, with the merged ranges."""
     from openpyxl import Workbook
 
     book = Workbook()
@@ -164,7 +166,11 @@ def write_xlsx(path: Path, name: str, rows: list[list], merges: list[tuple[int, 
         target.append(row)
     for first_row, first_col, last_row, last_col in merges:
         target.merge_cells(start_row=first_row, start_column=first_col, end_row=last_row, end_column=last_col)
-    book.save(path)
+    return book
+
+
+def write_xlsx(path: Path, name: str, rows: list[list], merges: list[tuple[int, int, int, int]]) -> Path:
+    workbook(name, rows, merges).save(path)
     return path
 
 
