@@ -73,6 +73,8 @@ PAR_SCORES = KindSpec(
         C("self_score", "Điểm tự đánh giá", T.DECIMAL, required=False, aliases=("Điểm tự chấm",)),
         C("appraised_score", "Điểm thẩm định", T.DECIMAL, required=False),
         C("evidence", "Tài liệu kiểm chứng", T.TEXT, required=False),
+        # A scoring sheet's own maximum for the leaf: checked against the framework in force (max_points_mismatch)
+        C("max_points", "Điểm tối đa", T.DECIMAL, required=False),
     ),
     key=("unit_code", "year", "criterion_code"),
     period_column="year",

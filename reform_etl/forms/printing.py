@@ -196,3 +196,49 @@ def write_xls(path: Path, name: str, rows: list[list], merges: list[tuple[int, i
             target.write_merge(r - 1, lr - 1, c - 1, lc - 1, None)
     book.save(str(path))
     return path
+
+
+ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X")
+
+
+def par_sheet(unit_name: str, year: int, criteria: list[dict[str, str]], scores: dict[str, tuple[float, float]],
+              *, appraised: bool = True, roman: bool = True, max_override: dict[str, float] | None = None,
+              total_override: float | None = None) -> tuple[list[list], list[tuple[int, int, int, int]]]:
+    """A scoring sheet: title, header, numbering row, areas and criteria with their subtotals, leaves, TỔNG ĐIỂM.
+    `criteria`: rows of par_criteria.csv (one framework); `scores`: leaf code -> (self score, appraised score)."""
+    maxima = {c["criterion_code"]: float(c["max_points"]) for c in criteria}
+    maxima.update(max_override or {})
+    header = ["STT", "Lĩnh vực / Tiêu chí / Tiêu chí thành phần", "Điểm tối đa", "Điểm tự đánh giá",
+              *(["Điểm thẩm định"] if appraised else []), "Tài liệu kiểm chứng", "Ghi chú"]
+    rows: list[list] = [
+        ["UBND TỈNH PHÚ THỌ"],
+        ["HỘI ĐỒNG THẨM ĐỊNH XÁC ĐỊNH CHỈ SỐ CẢI CÁCH HÀNH CHÍNH"],
+        [f"BẢNG TỰ ĐÁNH GIÁ, CHẤM ĐIỂM CHỈ SỐ CẢI CÁCH HÀNH CHÍNH NĂM {year} CỦA {unit_name.upper()}"],
+        [],
+        header,
+        [f"({i})" for i in range(1, len(header) + 1)],
+    ]
+    merges = [(3, 1, 3, len(header))]
+
+    def figures(codes: list[str]) -> list:
+        out = [round(sum(maxima[c] for c in codes), 2), round(sum(scores[c][0] for c in codes), 2)]
+        return out + ([round(sum(scores[c][1] for c in codes), 2)] if appraised else [])
+
+    areas = list(dict.fromkeys(c["content_area_code"] for c in criteria))
+    for area in areas:
+        in_area = [c for c in criteria if c["content_area_code"] == area]
+        area_number = ROMAN[int(area) - 1] if roman else area
+        rows.append([area_number, in_area[0]["content_area_name_vi"], *figures([c["criterion_code"] for c in in_area])])
+        for group in dict.fromkeys(c["criterion_group_code"] for c in in_area):
+            in_group = [c for c in in_area if c["criterion_group_code"] == group]
+            codes = [c["criterion_code"] for c in in_group]
+            rows.append([group, in_group[0]["criterion_group_name_vi"], *figures(codes)])
+            for leaf in in_group:
+                code = leaf["criterion_code"]
+                own = [maxima[code], scores[code][0], *([scores[code][1]] if appraised else [])]
+                rows.append([code, leaf["criterion_name_vi"], *own, f"Báo cáo số {len(rows)}/BC-UBND", None])
+    total = figures([c["criterion_code"] for c in criteria])
+    if total_override is not None:
+        total[1] = total_override
+    rows.append([None, "TỔNG ĐIỂM", *total])
+    return rows, merges

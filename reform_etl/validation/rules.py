@@ -357,6 +357,16 @@ def _par_rules(spec: KindSpec) -> list[Rule]:
             observed=_raw_obs("self_score", "appraised_score"), columns=("self_score", "appraised_score"),
         ),
         Rule(
+            "max_points_mismatch", Severity.QUARANTINE_ROW,
+            "Điểm tối đa của tiêu chí trên bảng chấm điểm khác bộ tiêu chí đang áp dụng (bảng của phiên bản khác)",
+            "The scoring sheet's maximum points for the criterion differ from the framework in force "
+            "(a sheet of another framework version)",
+            predicate=(f"{v('max_points')} is not null and ({v('max_points')} !~ '{DEC_RE}' or exists ({crit} "
+                       f"and c.max_points <> {as_dec('max_points')}))"),
+            observed=_json_obj({"max_points": "r.max_points", "framework_max_points": max_points}),
+            columns=("max_points",),
+        ),
+        Rule(
             "score_out_of_range", Severity.QUARANTINE_ROW,
             "Điểm nhỏ hơn 0 hoặc vượt điểm tối đa của tiêu chí",
             "A score is below 0 or above the criterion's maximum points",
