@@ -128,6 +128,8 @@ def test_totals_that_do_not_add_up_are_a_warning_and_unknown_fields_quarantined(
     assert result.status == "loaded", result.error
     outcome = V.validate_file(warehouse_dsn, result.file_id, run)
     V.warn_checks(warehouse_dsn, run)
+    assert db.execute("select period from audit.submission_files, jsonb_each_text(header_mapping) m(label, period) "
+                      "where file_id = %s and m.period = 'period'", (result.file_id,)).fetchone() == ("period",)
     assert (outcome["status"], outcome["rows_quarantined"]) == ("accepted", 1)
     assert db.execute("select _row_number, field_code from quarantine.dossier_stats where _file_id = %s",
                       (result.file_id,)).fetchall() == [(18, "Lĩnh vực không có trong danh mục")]

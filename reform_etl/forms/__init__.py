@@ -45,7 +45,7 @@ def title_unit_and_period(title_rows: list[tuple[int, list[Cell]]]) -> tuple[str
     except UnitNameError as error:
         raise FileRejected("unit_unresolved", error.message) from error
     unit_line = next(t for _, t in title if name in t)
-    return code, period, {unit_line: "unit_code", period_line: "period"}
+    return code, period, {unit_line: "unit_code", f"{period_line} [{period}]": "period"}
 
 
 def _ii06a(sheet_name: str, head: list[tuple[int, list[Cell]]], rest: Iterator[tuple[int, list[Cell]]],

@@ -116,7 +116,7 @@ def _unit_and_year(title: list[tuple[int, str]]) -> tuple[str, int, dict[str, st
         except UnitNameError as error:
             raise FileRejected("unit_unresolved", error.message) from error
     unit_line = next(t for _, t in title if name in t)
-    return code, year, {unit_line: "unit_code", text: "year"} if unit_line != text else {text: "unit_code"}
+    return code, year, {unit_line: "unit_code", f"{text} [{year}]": "year"}
 
 
 def read(sheet_name: str, head: list[tuple[int, list[Cell]]], rest: Iterator[tuple[int, list[Cell]]],
