@@ -165,6 +165,22 @@ def _official_forms(out: Path, rng: random.Random) -> list[Path]:
     return files
 
 
+def _par_sheet(out: Path, rows: list[dict]) -> Path:
+    """Thanh Ba's 2023 scoring sheet as the province's template prints it (areas I … VII, subtotals, TỔNG ĐIỂM),
+    sent after the province's 2023 CSV: it supersedes Thanh Ba's 2023 rows there with the same scores."""
+    from reform_etl.forms import printing
+
+    criteria = _read_seed("par_criteria")
+    scores = {r["criterion_code"]: (float(r["self_score"]), float(r["appraised_score"])) for r in rows}
+    cells, merges = printing.par_sheet("UBND huyện Thanh Ba", 2023, criteria, scores)
+    path = out / "par_scores" / "bang_cham_diem_2023_thanh_ba.xlsx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save_reproducibly(printing.workbook("Chấm điểm", cells, merges), path)
+    at = arrived("2024-02-01").timestamp()
+    os.utime(path, (at, at))
+    return path
+
+
 def _thousands(value: int, sep: str) -> str:
     return f"{value:,}".replace(",", sep)
 
@@ -331,6 +347,7 @@ def generate(out: Path | None = None, seed: int = 2026) -> list[Path]:
             columns=["unit_code", "year", "criterion_code", "appraised_score"],
         )
     )
+    files.append(_par_sheet(out, [r for r in par if r["year"] == 2023 and r["unit_code"] == "232"]))
     communes_par = _par_rows(rng, communes, [2025], ref.leaves)
     files.append(w.write("par_scores", "2025_cap_xa.csv", arrived("2026-01-20"), communes_par, vietnamese=True))
 
