@@ -44,8 +44,8 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> Limits:
-        return cls(max_bytes=int(os.environ.get("REFORM_WORKBOOK_MAX_MB", "200")) * 1024 * 1024,
-                   max_cells=int(os.environ.get("REFORM_WORKBOOK_MAX_CELLS", "5000000")))
+        return cls(max_bytes=int(os.environ.get("REFORM_WORKBOOK_MAX_MB", "100")) * 1024 * 1024,
+                   max_cells=int(os.environ.get("REFORM_WORKBOOK_MAX_CELLS", "3000000")))
 
 
 def _too_large(what: str, limits: Limits) -> WorkbookRefused:
