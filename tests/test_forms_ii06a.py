@@ -162,3 +162,21 @@ def test_unit_names_resolve_within_the_province_and_the_period(name, on, code):
 def test_a_unit_name_of_another_province_is_not_found():
     with pytest.raises(UnitNameError, match="matched no unit of province 25"):
         resolve_unit("UBND quận Ba Đình", date(2024, 3, 1), "25", SEEDS)
+
+
+def test_a_flat_file_without_postal_loads_it_as_unknown_and_still_balances(db, landing, warehouse_dsn):
+    # The 13-column form's meaning, also for a flat file that has no BCCI column: direct holds postal.
+    path = landing / "dossier_stats" / "khong_bcci.csv"
+    path.write_text("unit_code,period,field_code,received_carried_over,received_online,received_direct,"
+                    "resolved_early,resolved_on_time,resolved_late,pending_in_time,pending_overdue\n"
+                    "232,2024-05,HT,5,10,8,3,12,1,6,1\n232,2024-05,DD,5,10,8,3,12,1,6,2\n", encoding="utf-8")
+    run = "forms-no-postal"
+    with psycopg.connect(warehouse_dsn) as conn:
+        conn.execute("insert into audit.pipeline_runs (run_id) values (%s)", (run,))
+        conn.commit()
+    result = load(landing, path, run)
+    assert result.status == "loaded", result.error
+    outcome = V.validate_file(warehouse_dsn, result.file_id, run)
+    assert (outcome["status"], outcome["rows_quarantined"]) == ("accepted", 1)
+    assert db.execute("select _row_number, received_postal, failed_rules->0->>'rule' from quarantine.dossier_stats "
+                      "where _file_id = %s", (result.file_id,)).fetchall() == [(3, None, "received_not_balanced")]
