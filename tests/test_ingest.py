@@ -12,7 +12,8 @@ import pytest
 from openpyxl import Workbook
 from psycopg import sql
 
-from reform_etl import canonical_lines, ingest
+from reform_etl import ingest
+from reform_etl.ingest import canonical_lines
 from reform_etl.kinds import KIND_SPECS, ValueType
 
 DOSSIER_VI = ["Mã đơn vị", "Kỳ báo cáo", "Mã lĩnh vực", "Kỳ trước chuyển qua", "Tiếp nhận trực tuyến",

@@ -47,7 +47,7 @@ def test_the_loaders_scan_proves_valid_exactly_the_date_cells_is_date_cell_accep
     hour and minute, at seconds 00, 59, 60 and 99, and every second."""
     import re2
 
-    from reform_etl.canonical_lines import VALID_DATE
+    from reform_etl.ingest.canonical_lines import VALID_DATE
 
     values = [f"{y:04d}-{md}" for y in range(10000) for md in ("01-01", "02-28", "02-29", "02-30", "12-31")]
     values += [f"{y:04d}-{m:02d}-{d:02d}" for y in (0, 1, 4, 100, 400, 1900, 2000, 2024, 2025, 2100, 9999)
