@@ -26,11 +26,11 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 from psycopg.types.json import Jsonb
 
-from reform_etl.ingest.canonical_lines import KEY_CELL_MAX, LineScan, line_run_pattern
 from reform_etl.config import settings
-from reform_etl.kinds import KIND_SPECS, KindSpec, ValueType
+from reform_etl.ingest.canonical_lines import KEY_CELL_MAX, LineScan, line_run_pattern
 from reform_etl.ingest.parsing import cell_text
 from reform_etl.ingest.readers import FileRejected, Table, open_table
+from reform_etl.kinds import KIND_SPECS, KindSpec, ValueType
 from reform_etl.warehouse import (
     HALF_PATTERN,
     attach_file_table,
