@@ -225,9 +225,9 @@ def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, 
     no mart. A fourth run on another day (REFORM_AS_OF_DATE) refreshes only the date-dependent models.
     (Run one builds the models without their dbt tests, to save time; the second runs them all.)
     """
-    from reform_etl import ingest
+    from reform_etl.ingest import load as ingest_load
 
-    real_load = ingest._load
+    real_load = ingest_load._load
 
     def crash_on_one(conn, path, *args, **kwargs):
         if path.name == Path(CRASH_FILE).name:
@@ -236,7 +236,7 @@ def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, 
 
     monkeypatch.setenv("WAREHOUSE_DSN", e2e_dsn)
     monkeypatch.delenv(transform.AS_OF_DATE_ENV, raising=False)
-    monkeypatch.setattr(ingest, "_load", crash_on_one)
+    monkeypatch.setattr(ingest_load, "_load", crash_on_one)
     night = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)  # 01:00 on 21 Nov in Hà Nội
 
     started = time.monotonic()
@@ -263,7 +263,7 @@ def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, 
     assert files[Path(CRASH_FILE).name] == "failed"
 
     # Re-run the same night without the fault: a file reached the registry, so dbt builds in full.
-    monkeypatch.setattr(ingest, "_load", real_load)
+    monkeypatch.setattr(ingest_load, "_load", real_load)
     started = time.monotonic()
     second = orchestration.run_nightly(small_landing, logical_date=night, dsn=e2e_dsn)  # with every dbt test
     print(f"\nre-run of the night: {second.state} in {time.monotonic() - started:.1f} s\n{second.render()}")
