@@ -151,15 +151,15 @@ def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db
     from reform_etl import ingest
     from reform_etl import validation as V
     from reform_etl.ingest import copy as ingest_copy
-    from reform_etl.validation import refdata
+    from reform_etl.validation import refdata, verdict
 
     refdata.ensure_loaded(warehouse_dsn)
     db.execute("insert into audit.ref_units (unit_code, unit_name, level, valid_from, source) "
                "values ('99991', 'Xã giữa tháng', 'commune', '2026-09-15', 'test') on conflict do nothing")
 
     monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
-    monkeypatch.setattr(V, "MANY_FAILING", many_failing)
-    monkeypatch.setattr(V, "IN_PLACE_DISTINCT_SHARE", in_place_share)
+    monkeypatch.setattr(verdict, "MANY_FAILING", many_failing)
+    monkeypatch.setattr(verdict, "IN_PLACE_DISTINCT_SHARE", in_place_share)
     monkeypatch.setattr(ingest_copy, "SPLIT_COPY_BYTES", split_bytes)
     landing = tmp_path / "landing"
     (landing / "dossiers").mkdir(parents=True)
