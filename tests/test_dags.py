@@ -19,7 +19,7 @@ import pytest
 
 from reform_etl import orchestration, transform
 from reform_etl.backfill import backfill
-from reform_etl.transform import decision
+from reform_etl.transform import decision as dbt_decision
 
 REPO = Path(__file__).resolve().parents[1]
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
@@ -366,7 +366,7 @@ def test_dbt_decision_full_refresh_or_skip():
             "decided_at": datetime(2026, 11, 20, 18, 5, tzinfo=UTC)}
 
     def choose(now=None, seeds_reloaded=False, last_full=full, last_attempt=full, missing=()):
-        return decision._choose({**state, **(now or {})}, seeds_reloaded, last_full, last_attempt,
+        return dbt_decision._choose({**state, **(now or {})}, seeds_reloaded, last_full, last_attempt,
                                      list(missing), "this run")
 
     assert choose() == ("skip", choose()[1]) and "same day" in choose()[1]
