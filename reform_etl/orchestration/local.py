@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,9 +70,6 @@ class NightlyResult:
     def dbt_mode(self) -> str | None:
         """full / refresh / skip: what dbt did in this run (audit.transform_runs)."""
         return (self.summary.get("dbt") or {}).get("mode")
-
-
-@contextmanager
 
 
 def load_dag(dag_id: str, bag=None):
