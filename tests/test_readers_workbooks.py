@@ -193,7 +193,7 @@ def test_a_zip_bomb_is_refused_before_it_is_read(db, landing, tmp_path):
     assert path.stat().st_size < 600_000
     # In a process of its own, to measure its peak memory: reading the cell would take over 300 MB.
     probe = ("import resource, time; from pathlib import Path\n"
-             "from reform_etl.readers import open_table, FileRejected\n"
+             "from reform_etl.ingest.readers import open_table, FileRejected\n"
              "start = time.perf_counter()\n"
              f"try:\n    open_table(Path({str(path)!r}), 'it_kpis')\nexcept FileRejected as e:\n    print(e.code)\n"
              "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")

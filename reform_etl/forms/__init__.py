@@ -14,9 +14,9 @@ from reform_etl.config import settings
 from reform_etl.forms import ii06a
 from reform_etl.forms.title import TitleError, lines, month_period, reporting_unit
 from reform_etl.forms.unit_names import UnitNameError, resolve_unit
+from reform_etl.ingest.parsing import Cell
+from reform_etl.ingest.readers import FileRejected, Table
 from reform_etl.kinds import KIND_SPECS
-from reform_etl.parsing import Cell
-from reform_etl.readers import FileRejected, Table
 
 
 def read_form(kind: str, sheet_name: str, head: list[tuple[int, list[Cell]]],

@@ -19,7 +19,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from reform_etl.parsing import Cell, cell_text, fold
+from reform_etl.ingest.parsing import Cell, cell_text, fold
 
 COUNT_KEYS = ("received_carried_over", "received_online", "received_direct", "received_postal", "resolved_early",
               "resolved_on_time", "resolved_late", "pending_in_time", "pending_overdue", "returned_withdrawn")

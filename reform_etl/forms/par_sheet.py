@@ -19,8 +19,8 @@ from reform_etl.config import settings
 from reform_etl.forms.ii06a import _header_grid, _numbering
 from reform_etl.forms.title import lines
 from reform_etl.forms.unit_names import UnitNameError, resolve_unit
-from reform_etl.parsing import Cell, cell_text, fold
-from reform_etl.readers import FileRejected, Table
+from reform_etl.ingest.parsing import Cell, cell_text, fold
+from reform_etl.ingest.readers import FileRejected, Table
 
 ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10}
 LEAF = re.compile(r"^\d+\.\d+\.\d+$")

@@ -6,7 +6,7 @@ import calendar
 import re
 from datetime import date
 
-from reform_etl.parsing import Cell, cell_text, fold
+from reform_etl.ingest.parsing import Cell, cell_text, fold
 
 MONTH = re.compile(r"\bthang (\d{1,2}) (?:nam )?(\d{4})\b")
 QUARTER = re.compile(r"\bquy (i{1,3}|iv|[1-4]) (?:nam )?(\d{4})\b")

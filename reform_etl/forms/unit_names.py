@@ -14,7 +14,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from reform_etl.parsing import fold
+from reform_etl.ingest.parsing import fold
 
 # A People's Committee is named for its area: "UBND huyện Thanh Ba" is the district "Huyện Thanh Ba".
 COMMITTEE = re.compile(r"^(ubnd|uy ban nhan dan)\s+")

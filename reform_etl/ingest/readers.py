@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reform_etl.ingest.parsing import Cell, cell_text, fold
+from reform_etl.ingest.workbooks import WORKBOOK_SUFFIXES, WorkbookRefused, open_workbook
 from reform_etl.kinds import KIND_SPECS, KindSpec
-from reform_etl.parsing import Cell, cell_text, fold
-from reform_etl.workbooks import WORKBOOK_SUFFIXES, WorkbookRefused, open_workbook
 
 HEADER_SCAN_ROWS = 30
 CSV_SNIFF_BYTES = 64 * 1024

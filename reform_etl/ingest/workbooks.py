@@ -19,7 +19,7 @@ from pathlib import Path
 
 from python_calamine import CalamineError, CalamineWorkbook
 
-from reform_etl.parsing import Cell
+from reform_etl.ingest.parsing import Cell
 
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE compound file: Excel 97-2003, or an encrypted .xlsx
