@@ -206,9 +206,9 @@ def portal_name_key(name: str) -> str:
 
 
 def portal_unit_rows(reference_dir: Path | None = None) -> list[dict[str, str]]:
-    """The province and its communes' People's Committees as the national portal names them (electronic id, e.g. H44.125) matched by
-    name to the 2025 communes of `vietnamadminunits`; raises ValueError naming any name that matches no commune,
-    or more than one."""
+    """The province and its communes' People's Committees as the national portal names them (electronic id, e.g.
+    H44.125), matched by name to the 2025 communes of `vietnamadminunits`; raises ValueError naming any name that
+    matches no commune, or more than one."""
     folder = reference_dir or shared_reference_dir()
     named: dict[str, str] = {}
     for file in (PORTAL_FILE, PORTAL_METRICS_FILE):
@@ -222,7 +222,8 @@ def portal_unit_rows(reference_dir: Path | None = None) -> list[dict[str, str]]:
     # The province itself: the portal names it by its prefix (H44), the warehouse by its GSO code.
     rows = [{"province_code": code, "portal_code": prefix, "portal_name": units.province_name(code, legacy=False),
              "unit_code": code, "unit_name": units.province_name(code, legacy=False),
-             "valid_from": REFORM_DATE.isoformat(), "valid_to": END_OF_TIME} for prefix, code in PORTAL_PROVINCES.items()]
+             "valid_from": REFORM_DATE.isoformat(), "valid_to": END_OF_TIME}
+            for prefix, code in PORTAL_PROVINCES.items()]
     for portal_code, portal_name in named.items():
         province_code = PORTAL_PROVINCES[portal_code.split(".")[0]]
         matches = [u for u in units.communes_2025(province_code) if portal_name_key(portal_name) ==

@@ -1,7 +1,8 @@
 """Decision 766 as the national portal computes it, reproduced from its real published figures.
 
-The two reference files of Phú Thọ 2026 (copies of ../shared/reference/ in tests/fixtures/portal766/: progress of 36 units; transparency,
-satisfaction and digitisation of 15 units, one row per metric plus the group total) are turned into
+The two reference files of Phú Thọ 2026 (copies of ../shared/reference/ in tests/fixtures/portal766/: progress
+of 36 units; transparency, satisfaction and digitisation of the province and 8 to 15 units, one row per metric
+plus the group total) are turned into
 `service_index` submissions as the portal names its units (communes by electronic id, H44.100), loaded,
 validated and built by dbt: every published metric score and group total must come out of the marts to 0.01.
 """
