@@ -193,6 +193,7 @@ def department_rows(reference_dir: Path | None = None) -> list[dict[str, str]]:
 
 
 PORTAL_METRICS_FILE = "portal766_metrics_phutho_2026.csv"
+PORTAL_EXPORTS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "portal766"
 
 
 def portal_name_key(name: str) -> str:
@@ -219,6 +220,12 @@ def portal_unit_rows(reference_dir: Path | None = None) -> list[dict[str, str]]:
             for r in csv.DictReader(fh):
                 if r["portal_level"] == "COMMUNE":
                     named.setdefault(r["portal_code"], r["unit_name"])
+    # The portal's own responses (captures kept as test fixtures) name further communes by code and name.
+    for path in sorted([*folder.glob("*.json"), *PORTAL_EXPORTS.glob("*.json")]):
+        data = json.loads(path.read_text(encoding="utf-8")).get("data") or {}
+        for node in [*(data.get("children") or []), *(data.get("evaluation") or [])]:
+            if node.get("departmentCode") and (node.get("level") or node.get("departmentLevel")) == "COMMUNE":
+                named.setdefault(node["departmentCode"], node["departmentName"])
     # The province itself: the portal names it by its prefix (H44), the warehouse by its GSO code.
     rows = [{"province_code": code, "portal_code": prefix, "portal_name": units.province_name(code, legacy=False),
              "unit_code": code, "unit_name": units.province_name(code, legacy=False),

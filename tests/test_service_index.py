@@ -89,6 +89,10 @@ def built(warehouse_dsn: str, tmp_path_factory) -> dict:
         "H44.08,2026-08,PUBLIC_CONTENT_FULL,1,2,abc",  # row 9: published score not a number
         "H44.08,2026-08,ORIGINAL_RESULT_AVAILABLE,3,4,",  # row 10: good
     ]) + "\n", encoding="utf-8")
+    # The portal's own responses, dropped as they are (one per group), for September 2026.
+    for export in sorted(FIXTURES.glob("*_2026.json")):
+        shutil.copy(export, landing / "service_index" / export.name.replace("_2026", "_2026-09"))
+    shutil.copy(FIXTURES / "online_service_2026.json", landing / "service_index" / "online_service.json")
     mp = pytest.MonkeyPatch()
     mp.setenv("REFORM_ARCHIVE", str(tmp / "archive"))
     mp.setenv("WAREHOUSE_DSN", warehouse_dsn)
@@ -200,6 +204,45 @@ def test_bad_rows_are_quarantined_with_their_reason(q, built):
     assert observed == {"unit_code": "H44.999"}  # the identifier is named
     assert q("select score from marts.rpt_service_index where unit_code = 'H44.08' and period = '2026-08' "
              "and metric_code = 'ORIGINAL_RESULT_AVAILABLE'") == [(Decimal("4.50"),)]
+
+
+EXPORT_ROWS = {"transparency_2026-09.json": 15, "satisfaction_2026-09.json": 18, "digitisation_2026-09.json": 24,
+               "progress_2026-09.json": 10, "online_payment_2026-09.json": 16, "online_service_2026-09.json": 3}
+
+
+def test_the_portals_json_responses_load_with_their_rows(q):
+    files = dict(q("select file_name, rows_loaded from audit.submission_files where kind = 'service_index' "
+                   "and file_name like '%%.json' and status = 'accepted'"))
+    assert {k: v for k, v in files.items() if k in EXPORT_ROWS} == EXPORT_ROWS
+    assert q("select count(*) from quarantine.service_index q, audit.submission_files f where f.file_id = q._file_id "
+             "and f.file_name like '%%_2026-09.json'") == [(0,)]
+
+
+def test_the_portals_json_scores_come_out_of_the_marts(q):
+    got = {(u, m): (score, group, published) for u, m, score, group, published in q(
+        "select unit_code, metric_code, score, group_score, group_published_score from marts.rpt_service_index "
+        "where period = '2026-09'")}
+    assert got[("07900", "ONLINE_PAYMENT_DOSSIER")][1:] == (Decimal("6.74"), Decimal("6.74"))  # 4.90 + 1.18 + 0.66
+    assert got[("25", "ONLINE_PAYMENT_DOSSIER")][1:] == (Decimal("6.67"), Decimal("6.67"))
+    assert got[("08038", "PROGRESS_ON_TIME")][0] == Decimal("18.51")  # H44.125, UBND xã Chân Mộng
+    # codes compare as text: H44.13 (Sở Ngoại vụ) and H44.130 (UBND xã Yên Kỳ) are different units
+    assert got[("H44.13", "PROGRESS_ON_TIME")][0] == Decimal("12.00")
+    assert got[("08113", "PROGRESS_ON_TIME")][0] == Decimal("19.32")
+    # online services: the published group score, flagged published-only
+    assert q("select score, is_published_only, value_source from marts.rpt_service_index where unit_code = '08038' "
+             "and period = '2026-09' and metric_code = 'ONLINE_SERVICE'") == [(Decimal("6.31"), True, "published")]
+    # a unit named only by name (no departmentCode): "UBND xã Lâm Thao - Tỉnh Phú Thọ" is the commune 08494
+    assert got[("08494", "DOSSIER_SYNC")][1:] == (Decimal("7.96"), Decimal("7.96"))
+    assert got[("H44.08", "DOSSIER_RECEIVING_SATISFACTION")][1:] == (Decimal("4.49"), Decimal("4.49"))
+    assert got[("07900", "ORIGINAL_RESULT_AVAILABLE")][1:] == (Decimal("9.31"), Decimal("9.31"))
+    assert q("select count(*) from marts.rpt_service_index_reconciliation where period = '2026-09'") == [(0,)]
+
+
+def test_a_json_response_without_a_period_in_its_name_is_quarantined_not_lost(q):
+    rows = q("select q.unit_code, q.failed_rules->0->>'rule' from quarantine.service_index q, "
+             "audit.submission_files f where f.file_id = q._file_id and f.file_name = 'online_service.json' "
+             "order by q._row_number")
+    assert rows == [("H44", "period_invalid"), ("H44.01", "period_invalid"), ("H44.125", "period_invalid")]
 
 
 def test_a_seed_value_change_moves_the_score(q, built, tmp_path):

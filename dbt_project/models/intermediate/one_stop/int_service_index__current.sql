@@ -1,6 +1,8 @@
--- Decision 766 rows of the current file per submitted unit x period, with the unit code the
--- warehouse knows: a commune's People's Committee named by its portal identifier (H44.125) is
--- mapped to its GSO code through the portal_units seed; departments keep their identifier.
+-- Decision 766 figures per unit x period x metric, each from the latest eligible file that provides
+-- it (the portal answers one group per response, so one file per group: a later file replaces the
+-- metrics it carries, not the unit's other groups), with the unit code the warehouse knows: the
+-- province and a commune's People's Committee named by their portal identifier (H44, H44.125) are
+-- mapped to their GSO code through the portal_units seed; departments keep their identifier.
 with
 
 rows as (
@@ -16,13 +18,6 @@ portal_units as (
 
 ),
 
-current_partitions as (
-
-    select * from {{ ref('stg_reform__submission_partitions') }}
-    where kind = 'service_index' and is_current
-
-),
-
 current_rows as (
 
     select
@@ -33,10 +28,6 @@ current_rows as (
             order by rows.file_received_at desc, rows.file_id desc, rows.row_number desc
         ) as duplicate_rank
     from rows
-    inner join current_partitions
-        on current_partitions.file_id = rows.file_id
-        and current_partitions.unit_code = rows.submitted_unit_code
-        and current_partitions.period = rows.period
     left join portal_units on portal_units.portal_code = rows.submitted_unit_code
 
 ),
