@@ -10,6 +10,7 @@ validated and built by dbt: every published metric score and group total must co
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -88,11 +89,14 @@ def built(warehouse_dsn: str, tmp_path_factory) -> dict:
         "H44.08,2026-08,DOSSIER_SYNC,2,4,",
         "H44.08,2026-08,PUBLIC_CONTENT_FULL,1,2,abc",  # row 9: published score not a number
         "H44.08,2026-08,ORIGINAL_RESULT_AVAILABLE,3,4,",  # row 10: good
+        "H44.08,2026-08,SO_HOA_GIAY_TO_GIAI_QUYET,1,4,3",  # row 11: good, published 3 where ours is 1.00
     ]) + "\n", encoding="utf-8")
     # The portal's own responses, dropped as they are (one per group), for September 2026.
     for export in sorted(FIXTURES.glob("*_2026.json")):
         shutil.copy(export, landing / "service_index" / export.name.replace("_2026", "_2026-09"))
-    shutil.copy(FIXTURES / "online_service_2026.json", landing / "service_index" / "online_service.json")
+    # and one whose name gives no period (other bytes than the one above: the same bytes load once)
+    (landing / "service_index" / "online_service.json").write_text(json.dumps(json.loads(
+        (FIXTURES / "online_service_2026.json").read_text(encoding="utf-8")), indent=1), encoding="utf-8")
     mp = pytest.MonkeyPatch()
     mp.setenv("REFORM_ARCHIVE", str(tmp / "archive"))
     mp.setenv("WAREHOUSE_DSN", warehouse_dsn)
@@ -189,6 +193,16 @@ def test_portal_identifiers_are_mapped_to_gso_codes(q):
 def test_reconciliation_is_empty_for_the_reproduced_figures(q):
     assert q("select unit_code, level, code, our_score, published_score from "
              "marts.rpt_service_index_reconciliation where period = %s", PERIOD) == []
+
+
+def test_a_published_score_we_do_not_reproduce_is_listed_and_reported(q, built, tmp_path):
+    assert q("select unit_code, level, code, our_score, published_score, difference "
+             "from marts.rpt_service_index_reconciliation where period = '2026-08'") == [
+        ("H44.08", "metric", "SO_HOA_GIAY_TO_GIAI_QUYET", Decimal("1.00"), Decimal("3"), Decimal("-2.00"))]
+    from reform_etl.report import build_report
+
+    page = build_report(built["dsn"], "s766", tmp_path).read_text(encoding="utf-8")
+    assert "Decision 766: ours against the portal" in page and "SO_HOA_GIAY_TO_GIAI_QUYET" in page
 
 
 def test_bad_rows_are_quarantined_with_their_reason(q, built):
