@@ -179,7 +179,7 @@ scored as (
         end as ratio_pct,
         case
             when value_source is null or not is_scored then null
-            when value_source = 'published' then published_score
+            when value_source = 'published' then round(published_score, 2)
             when coalesce(denominator, 0) = 0 then round(score_when_no_denominator, 2)
             else round(max_score * least(1.0, 100.0 * numerator / (denominator * full_ratio_pct)), 2)
         end as score,
