@@ -90,6 +90,15 @@ def built(warehouse_dsn: str, tmp_path_factory) -> dict:
         "H44.08,2026-08,PUBLIC_CONTENT_FULL,1,2,abc",  # row 9: published score not a number
         "H44.08,2026-08,ORIGINAL_RESULT_AVAILABLE,3,4,",  # row 10: good
         "H44.08,2026-08,SO_HOA_GIAY_TO_GIAI_QUYET,1,4,3",  # row 11: good, published 3 where ours is 1.00
+        "H44.08,2026-08,PROGRESS_ON_TIME,90,100,",  # row 12: good, the portal's progress counts
+    ]) + "\n", encoding="utf-8")
+    # The province's own II.06a figures for August 2026: H44.08 also has the portal's, H44.07 has only these.
+    (landing / "dossier_stats").mkdir()
+    (landing / "dossier_stats" / "ii06a_2026-08.csv").write_text("\n".join([
+        "unit_code,period,received_carried_over,received_online,received_direct,received_postal,resolved_early,"
+        "resolved_on_time,resolved_late,pending_in_time,pending_overdue",
+        "H44.08,2026-08,0,100,0,0,10,70,15,5,0",  # (10 + 70 + 5) / 100: 17.00
+        "H44.07,2026-08,0,40,0,0,0,30,8,2,0",  # (30 + 2) / 40: 16.00
     ]) + "\n", encoding="utf-8")
     # The portal's own responses, dropped as they are (one per group), for September 2026.
     for export in sorted(FIXTURES.glob("*_2026.json")):
@@ -105,7 +114,8 @@ def built(warehouse_dsn: str, tmp_path_factory) -> dict:
         outcomes = load_and_validate(warehouse_dsn, landing, "s766")
         target = tmp / "dbt-target"
         flags = ["--target-path", str(target), "--log-path", str(target / "logs")]
-        result = run_dbt(["build", *flags], warehouse_dsn)
+        result = run_dbt(["build", "--select", "+rpt_service_index+", "+dim_unit", "+dim_period",
+                          "--indirect-selection", "cautious", *flags], warehouse_dsn)
         failures = [(r.node.name, r.status, r.message) for r in (result.result or [])
                     if str(r.status) not in ("success", "pass")]
         assert result.success, failures
@@ -203,6 +213,14 @@ def test_a_published_score_we_do_not_reproduce_is_listed_and_reported(q, built, 
 
     page = build_report(built["dsn"], "s766", tmp_path).read_text(encoding="utf-8")
     assert "Decision 766: ours against the portal" in page and "SO_HOA_GIAY_TO_GIAI_QUYET" in page
+
+
+def test_progress_from_the_portal_when_given_else_from_dossier_stats(q):
+    rows = q("select unit_code, value_source, score, dossier_stats_score, dossier_stats_score_difference "
+             "from marts.rpt_service_index where period = '2026-08' and metric_code = 'PROGRESS_ON_TIME' "
+             "order by unit_code")
+    assert rows == [("H44.07", "dossier_stats", Decimal("16.00"), Decimal("16.00"), None),
+                    ("H44.08", "portal", Decimal("18.00"), Decimal("17.00"), Decimal("1.00"))]
 
 
 def test_bad_rows_are_quarantined_with_their_reason(q, built):
