@@ -400,18 +400,21 @@ def _dossier_stats_rules(spec: KindSpec) -> list[Rule]:
     ]
 
 
+def _numerator_rule() -> Rule:
+    """A rate's numerator above its denominator (it_kpis, service_index)."""
+    return Rule(
+        "numerator_gt_denominator", Severity.QUARANTINE_ROW,
+        "Tử số lớn hơn mẫu số", "Numerator is greater than the denominator",
+        predicate=f"{as_dec('numerator')} > {as_dec('denominator')}",
+        observed=_raw_obs("numerator", "denominator"), columns=("numerator", "denominator"),
+    )
+
+
 def _it_kpi_rules(spec: KindSpec) -> list[Rule]:
-    num = as_dec("numerator")
-    den = as_dec("denominator")
     return [
         _code_rule("kpi_code_unknown", "kpi_code", "ref_kpis",
                    "Mã chỉ tiêu không có trong danh mục", "KPI code is not in the KPI catalog", required=True),
-        Rule(
-            "numerator_gt_denominator", Severity.QUARANTINE_ROW,
-            "Tử số lớn hơn mẫu số", "Numerator is greater than the denominator",
-            predicate=f"{num} > {den}",
-            observed=_raw_obs("numerator", "denominator"), columns=("numerator", "denominator"),
-        ),
+        _numerator_rule(),
     ]
 
 
@@ -422,12 +425,7 @@ def _service_index_rules(spec: KindSpec) -> list[Rule]:
                    "Mã chỉ số không có trong danh mục chỉ số 766 (seed service_index_metrics / service_index_groups)",
                    "Metric code is not in the Decision 766 catalogue (seeds service_index_metrics / "
                    "service_index_groups)", required=True),
-        Rule(
-            "numerator_gt_denominator", Severity.QUARANTINE_ROW,
-            "Tử số lớn hơn mẫu số", "Numerator is greater than the denominator",
-            predicate=f"{as_dec('numerator')} > {as_dec('denominator')}",
-            observed=_raw_obs("numerator", "denominator"), columns=("numerator", "denominator"),
-        ),
+        _numerator_rule(),
         Rule(
             "published_score_invalid", Severity.QUARANTINE_ROW,
             "Điểm công bố không phải là số từ 0 đến 100", "The published score is not a number from 0 to 100",
