@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from reform_etl import portal766, reference_data
-from reform_etl.readers import FileRejected, open_table
+from reform_etl import reference_data
+from reform_etl.ingest import portal766
+from reform_etl.ingest.readers import FileRejected, open_table
 
 FIXTURES = Path(__file__).parent / "fixtures" / "portal766"
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"

@@ -244,7 +244,7 @@ def open_table(path: Path, kind: str) -> OpenTable:
             workbook.close()  # type: ignore[attr-defined]
             raise
     if suffix == ".json":  # the national portal's own Decision 766 export (service_index only)
-        from reform_etl.portal766 import open_json
+        from reform_etl.ingest.portal766 import open_json
 
         return OpenTable(open_json(path, kind))
     raise FileRejected(

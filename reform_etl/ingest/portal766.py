@@ -24,8 +24,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from reform_etl.config import settings
+from reform_etl.ingest.readers import FileRejected, Table
 from reform_etl.kinds import KIND_SPECS
-from reform_etl.readers import FileRejected, Table
 from reform_etl.reference_data import METRICS, portal_name_key
 
 COLUMNS = tuple(c.key for c in KIND_SPECS["service_index"].columns)
