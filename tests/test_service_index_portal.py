@@ -108,6 +108,9 @@ def test_portal_units_seed_matches_the_reference_gso_codes():
         communes = [r for r in csv.DictReader(fh) if r["portal_level"] == "COMMUNE"]
     assert len(communes) == 23 and all(mapped[r["portal_code"]] == r["gso_ward_code"] for r in communes)
     assert mapped["H44"] == "25" and "H44.13" not in mapped and mapped["H44.130"] == "08113"
+    # every one of the province's 148 communes, each by one portal id
+    communes = [r["unit_code"] for r in seed if r["portal_code"] != "H44"]
+    assert len(communes) == len(set(communes)) == 148
 
 
 def test_portal_name_key_folds_the_portals_spellings():
