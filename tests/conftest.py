@@ -28,9 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="rwh-airflow-", dir="/tmp"))
 os.environ.update(orchestration.airflow_env(Path(os.environ["AIRFLOW_HOME"])))
 # The generated passwords (the test server's superuser, bi_reader, auditor) live in a temp file of the
-# session, never in the checkout's .warehouse/.
-os.environ.setdefault("REFORM_CREDENTIALS", str(Path(tempfile.mkdtemp(prefix="rwh-creds-", dir="/tmp"))
-                                                / "credentials.json"))
+# session, never in the checkout's .warehouse/ nor a file REFORM_CREDENTIALS named outside the tests.
+os.environ["REFORM_CREDENTIALS"] = str(Path(tempfile.mkdtemp(prefix="rwh-creds-", dir="/tmp")) / "credentials.json")
 
 
 @pytest.fixture(scope="session")

@@ -133,6 +133,12 @@ def test_the_dsn_command_prints_a_role_s_dsn(dsn, role, monkeypatch, capsys):
             conn.execute("create table marts.not_mine (a int)")
 
 
+def test_a_role_without_a_password_has_no_dsn_and_says_how_to_get_one(dsn, monkeypatch):
+    monkeypatch.delenv("REFORM_REFORM_LOADER_PASSWORD")
+    with pytest.raises(LookupError, match="set REFORM_REFORM_LOADER_PASSWORD"):
+        warehouse.role_dsn("reform_loader", dsn)
+
+
 def test_a_run_s_summary_keeps_no_password(dsn, monkeypatch):
     """audit.pipeline_runs, which the auditor reads, holds the warehouse DSN without its password."""
     from reform_etl import pipeline
