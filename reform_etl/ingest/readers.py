@@ -287,7 +287,11 @@ def open_table(path: Path, kind: str) -> OpenTable:
             raise rejected
     if suffix in WORKBOOK_SUFFIXES:
         return _workbook_table(path, kind)
+    if suffix == ".json":  # the national portal's own Decision 766 export (service_index only)
+        from reform_etl.ingest.portal766 import open_json
+
+        return OpenTable(open_json(path, kind))
     raise FileRejected(
-        "unreadable", f"unsupported file type '{suffix or path.name}': submit .csv, .xlsx, .xls or .ods "
+        "unreadable", f"unsupported file type '{suffix or path.name}': submit .csv, .xlsx, .xls, .ods (or .json) "
                       "(định dạng không hỗ trợ)"
     )
