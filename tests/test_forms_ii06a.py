@@ -180,3 +180,24 @@ def test_a_flat_file_without_postal_loads_it_as_unknown_and_still_balances(db, l
     assert (outcome["status"], outcome["rows_quarantined"]) == ("accepted", 1)
     assert db.execute("select _row_number, received_postal, failed_rules->0->>'rule' from quarantine.dossier_stats "
                       "where _file_id = %s", (result.file_id,)).fetchall() == [(3, None, "received_not_balanced")]
+
+
+@pytest.mark.slow
+def test_a_form_row_with_postal_unknown_reaches_staging(db, landing, warehouse_dsn, tmp_path):
+    from reform_etl.transform.dbt import run_dbt
+
+    path = form(landing, "thanh_ba_2024-07.xlsx", period="Kỳ báo cáo: Tháng 7/2024", body=BODY[:2])
+    run = "forms-staging"
+    with psycopg.connect(warehouse_dsn) as conn:
+        conn.execute("insert into audit.pipeline_runs (run_id) values (%s)", (run,))
+        conn.commit()
+    result = load(landing, path, run)
+    assert V.validate_file(warehouse_dsn, result.file_id, run)["status"] == "accepted"
+    target = tmp_path / "dbt_target"
+    built = run_dbt(["run", "--select", "stg_reform__submission_files", "stg_reform__dossier_stats",
+                     "--target-path", str(target), "--log-path", str(target / "logs")], warehouse_dsn)
+    assert built.success
+    # well formed (the marts read it): in-person holds postal, postal is unknown
+    assert db.execute("select row_number, field_code, received_direct, received_postal, is_well_formed "
+                      "from staging.stg_reform__dossier_stats where file_id = %s", (result.file_id,)).fetchall() == [
+        (14, "HT", 8, None, True)]
