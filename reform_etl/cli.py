@@ -36,6 +36,8 @@ def _summary_tables(summary: dict) -> None:
     console.print(rows)
     for item in summary.get("rejected", []):
         console.print(f"[yellow]rejected[/] {item['path']}: [bold]{item['error_code']}[/] {item['error']}")
+    for sentence in summary.get("replacements", []):
+        console.print(f"[yellow]replaced by a shorter file[/] {sentence}")
     if "dbt" in summary:
         from reform_etl.orchestration import dbt_text
 
