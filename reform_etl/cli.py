@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from reform_etl.config import settings
@@ -39,6 +40,8 @@ def _summary_tables(summary: dict) -> None:
     console.print(rows)
     for item in summary.get("rejected", []):
         console.print(f"[yellow]rejected[/] {item['path']}: [bold]{item['error_code']}[/] {item['error']}")
+    for sentence in summary.get("replacements", []):
+        console.print(f"[yellow]replaced by a shorter file[/] {escape(sentence)}")
     if "dbt" in summary:
         from reform_etl.orchestration import dbt_text
 

@@ -83,6 +83,7 @@ def _collect(dsn: str, run_id: str) -> dict:
         dbt = _fetch(conn, "select mode, status, reason from audit.transform_runs where run_id = %s "
                      "order by transform_id desc limit 1", (run_id,)) if conn.execute(
             "select to_regclass('audit.transform_runs')").fetchone()[0] else []
+        par_incomplete = _par_incomplete(conn, run_id)
         # Decision 766: where our score and the portal's published score differ by more than 0.01 (after dbt).
         reconciliation = _fetch(conn, "select unit_code, period, level, code, our_score, published_score, difference "
                                 "from marts.rpt_service_index_reconciliation order by unit_code, period, level, code "
@@ -93,7 +94,49 @@ def _collect(dsn: str, run_id: str) -> dict:
             "order by unit_code, valid_from desc").fetchall())
     return {"run": run[0] if run else {}, "pipeline": pipeline[0] if pipeline else {}, "files": files,
             "results": results, "unit_names": unit_names, "dbt": dbt[0] if dbt else None,
-            "reconciliation": reconciliation}
+            "reconciliation": reconciliation,
+            "par_incomplete": par_incomplete}
+
+
+def _par_incomplete(conn: psycopg.Connection, run_id: str) -> list[dict]:
+    """rpt_par_index rows of the unit-years this run's PAR files report that miss leaves (none before dbt built it)."""
+    if not conn.execute("select to_regclass('marts.rpt_par_index')").fetchone()[0]:
+        return []
+    return _fetch(conn, """
+        select i.unit_code, i.year, i.leaves_scored, i.leaves_expected, i.missing_criteria, i.rank_in_province
+        from marts.rpt_par_index i
+        where not i.is_complete and exists (
+            select 1 from audit.submission_partitions p, audit.submission_files f
+            where f.file_id = p.file_id and p.kind = 'par_scores' and p.unit_code = i.unit_code
+              and p.period = lpad(i.year::text, 4, '0')
+              and (f.run_id = %s or f.file_id in (select file_id from audit.validation_results where run_id = %s)))
+        order by i.year, i.unit_code""", (run_id, run_id))
+
+
+def replacements(results: list[dict]) -> list[str]:
+    """The run's "file #N replaces file #M for unit U, period P: 12 rows → 1" sentences (correction_fewer_rows)."""
+    return [row["detail"] for r in results if r["expectation"] == "correction_fewer_rows" and not r["success"]
+            for row in (r.get("sample_failing_rows") or []) if row.get("detail")]
+
+
+def _flags_html(data: dict) -> str:
+    """The run's replacements by shorter files, and the incomplete PAR scores whose rank is provisional."""
+    out = []
+    replaced = replacements(data["results"])
+    if replaced:
+        out.append("<h2>Tệp thay thế có ít dòng hơn / Files replaced by shorter ones</h2><ul>"
+                   + "".join(f"<li class='warn'>{_e(t)}</li>" for t in replaced) + "</ul>")
+    par = data.get("par_incomplete") or []
+    if par:
+        names = data["unit_names"]
+        out.append("<h2>Điểm CCHC chưa đủ tiêu chí: thứ hạng tạm tính / Incomplete PAR scores: provisional rank"
+                   "</h2><ul>" + "".join(
+                       f"<li class='warn'>{_e(p['unit_code'])} {_e(names.get(p['unit_code'], ''))} {p['year']}: "
+                       f"{p['leaves_scored']}/{p['leaves_expected']} tiêu chí thành phần có điểm / leaves scored; "
+                       f"thiếu / missing: {_e(p['missing_criteria'])}; hạng tạm tính / provisional rank "
+                       f"{_e(p['rank_in_province'])} (tiêu chí thiếu tính 0 điểm / missing leaves count 0)</li>"
+                       for p in par) + "</ul>")
+    return "\n".join(out)
 
 
 def _build_data_docs(dsn: str, run_id: str, target: Path) -> bool:
@@ -225,6 +268,7 @@ def _page(data: dict, run_id: str, docs: bool) -> str:
            + " · <a href='findings.csv'>findings.csv</a> (các lỗi / findings) · "
            "<a href='quarantine.csv'>quarantine.csv</a> (các dòng bị cách ly / quarantined rows)</p>",
            _dbt_paragraph(data.get("dbt")),
+           _flags_html(data),
            "<h2>Tệp / Files</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in (
                "#", "Tệp / file", "Loại / kind", "Đơn vị / unit", "Kỳ / period", "Trạng thái / status",
                "Dòng / rows", "Nạp / loaded", "Cách ly / quarantined", "Cảnh báo / warnings")) + "</tr>"]

@@ -91,6 +91,11 @@ def run_summary(run_id: str) -> dict:
                 (run_id,),
             )
         ]
+        # "file #N replaces file #M for unit U, period P: 12 rows → 1", as the warning stored them
+        replacements = [detail for (detail,) in conn.execute(
+            "select s ->> 'detail' from audit.validation_results r, jsonb_array_elements(r.sample_failing_rows) s "
+            "where r.run_id = %s and r.expectation = 'correction_fewer_rows' and not r.success "
+            "order by r.file_id, r.result_id", (run_id,))]
     return {
         "run_id": run_id,
         "files_seen": sum(by_status.values()),
@@ -100,6 +105,7 @@ def run_summary(run_id: str) -> dict:
         "files_failed": by_status.get("failed", 0),
         "rows": rows,
         "rejected": rejected,
+        "replacements": replacements,
     }
 
 
