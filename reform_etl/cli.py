@@ -63,14 +63,25 @@ def cmd_load(args: argparse.Namespace) -> int:
     run_id = f"load__{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
     runs.start_run(run_id, triggered_by="cli load")
     landing = Path(args.landing or settings().landing).resolve()
-    ingest.load_paths([Path(p) for p in args.paths], run_id=run_id, landing=landing)
+    results = ingest.load_paths([Path(p) for p in args.paths], run_id=run_id, landing=landing)
     if not args.no_validate:
         for file_id in runs.files_awaiting_validation():
             runs.validate_file(file_id, run_id)
         runs.warn_checks(run_id)
     _summary_tables(runs.finish_run(run_id, report_path=None if args.no_validate else
                                     runs.build_report(run_id)))
+    _seen_before(results)
     return 0
+
+
+def _seen_before(results: list) -> None:
+    """Files this run did not register: seen by an earlier run (reported as they ended), or still being written."""
+    for r in results:
+        if r.seen_before:
+            console.print(f"[yellow]seen before[/] {r.path}: file #{r.file_id} {r.status}"
+                          + (f" [bold]{r.error_code}[/] {r.error}" if r.error_code else ""))
+        elif r.status == "waiting":
+            console.print(f"[yellow]waiting[/] {r.path}: [bold]{r.error_code}[/] {r.error}")
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

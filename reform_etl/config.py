@@ -33,6 +33,9 @@ class Settings:
     airflow_home: Path
     warehouse_dsn: str | None
     database: str
+    # A file is loaded once its size and modification time have been still this long: an upload in
+    # progress (SFTP at 01:00) is left for a later run, never loaded half-written.
+    quiet_seconds: float = 120.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -54,6 +57,7 @@ class Settings:
             airflow_home=path("AIRFLOW_HOME", home / ".airflow"),
             warehouse_dsn=os.environ.get("WAREHOUSE_DSN") or None,
             database=os.environ.get("REFORM_DATABASE", "reform"),
+            quiet_seconds=float(os.environ.get("REFORM_QUIET_SECONDS") or 120),
         )
 
 

@@ -27,6 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 # every module's in-process Airflow talks to the database its fixtures migrate.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="rwh-airflow-", dir="/tmp"))
 os.environ.update(orchestration.airflow_env(Path(os.environ["AIRFLOW_HOME"])))
+# Test files are written a moment before they are loaded: no quiet period (tests of it set their own).
+os.environ.setdefault("REFORM_QUIET_SECONDS", "0")
 
 
 @pytest.fixture(scope="session")

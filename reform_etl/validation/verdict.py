@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 
 LOADER_CODES = {code for rule in R.FILE_RULES for code in rule.loader_codes}
+UNSAFE_PATH_CODES = next(rule.loader_codes for rule in R.FILE_RULES if rule.name == "unsafe_file_path")
 
 
 def file_shape(row: dict) -> dict[str, bool]:
@@ -31,7 +32,7 @@ def file_shape(row: dict) -> dict[str, bool]:
     keys = list(mapping.values())
     loaded = row["status"] in ("loaded", "accepted")
     return {
-        "path_is_safe": code != "bad_path" and ".." not in Path(row["path"]).parts,
+        "path_is_safe": code not in UNSAFE_PATH_CODES and ".." not in Path(row["path"]).parts,
         "is_readable": code != "unreadable",
         "kind_matches": code != "wrong_kind" and (spec is not None or code is not None),
         "has_header": code != "no_header",
