@@ -61,7 +61,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     from reform_etl import ingest, runs
 
     run_id = f"load__{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-    runs.start_run(run_id, triggered_by="cli load")
+    runs.start_run(run_id, triggered_by="cli load", owner=runs.this_process())
     landing = Path(args.landing or settings().landing).resolve()
     results = ingest.load_paths([Path(p) for p in args.paths], run_id=run_id, landing=landing)
     if not args.no_validate:

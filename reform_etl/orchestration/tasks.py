@@ -27,12 +27,20 @@ log = logging.getLogger(__name__)
 
 # psycopg errors that mean "the connection went away", worth a retry with backoff.
 TRANSIENT_SQLSTATE_CLASSES = ("08", "57P", "53")
+# A warehouse that has refused every connection this long is down, not restarting: the tasks still to
+# run fail at once (the night fails within a minute, saying where it looked), and the next night recovers.
+WAREHOUSE_DOWN_BUDGET_SECONDS = 40
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Connection lost / server shutting down / too many connections: retry with backoff."""
+    """Connection lost / server shutting down / too many connections: retry with backoff (a warehouse
+    unreachable for longer than WAREHOUSE_DOWN_BUDGET_SECONDS is not)."""
     import psycopg
 
+    from reform_etl.warehouse import WarehouseUnreachable
+
+    if isinstance(exc, WarehouseUnreachable):
+        return exc.down_for < WAREHOUSE_DOWN_BUDGET_SECONDS
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | ConnectionError | TimeoutError):
         sqlstate = getattr(exc, "sqlstate", None)
         return sqlstate is None or sqlstate.startswith(TRANSIENT_SQLSTATE_CLASSES)
