@@ -196,4 +196,8 @@ def finish_run(run_id: str, status: str = "success", error: str | None = None, r
             (status, datetime.now(UTC), error, Jsonb(summary), run_id),
         )
         conn.commit()
+    if report_path and Path(report_path).is_file():  # the page says how the run ended, not how it was going
+        from reform_etl import report
+
+        report.write_index(warehouse_dsn(), run_id, Path(report_path))
     return summary
