@@ -24,7 +24,8 @@ console = Console()
 def _summary_tables(summary: dict) -> None:
     files = Table(title=f"Run {summary['run_id']}", show_header=False)
     for label, key in (("files seen", "files_seen"), ("loaded", "files_loaded"), ("rejected", "files_rejected"),
-                       ("duplicates (loaded once)", "files_duplicate"), ("failed", "files_failed")):
+                       ("duplicates (loaded once)", "files_duplicate"), ("failed", "files_failed"),
+                       ("still being written (next run)", "files_waiting")):
         files.add_row(label, str(summary.get(key, 0)))
     console.print(files)
     rows = Table(title="Rows per kind")
@@ -36,6 +37,8 @@ def _summary_tables(summary: dict) -> None:
     console.print(rows)
     for item in summary.get("rejected", []):
         console.print(f"[yellow]rejected[/] {item['path']}: [bold]{item['error_code']}[/] {item['error']}")
+    for path in summary.get("waiting", []):
+        console.print(f"[yellow]waiting[/] {path}: still being written, a later run loads it")
     if "dbt" in summary:
         from reform_etl.orchestration import dbt_text
 

@@ -258,7 +258,14 @@ def _page(data: dict, run_id: str, docs: bool) -> str:
             f"<td>{_e(f['kind'])}</td><td>{_e(_units_text(f['units'], names))}</td><td>{_e(_period_text(f))}</td>"
             f"<td class='{_e(f['status'])}'>{_e(vi)} / {_e(en)}</td><td>{_e(f['rows_total'])}</td>"
             f"<td>{_e(f['rows_loaded'])}</td><td>{_e(f['rows_quarantined'])}</td><td>{_e(f['warnings'])}</td></tr>")
-    out.append("</table><h2>Kết quả theo tệp / Findings per file</h2>")
+    out.append("</table>")
+    waiting = (pipeline.get("summary") or {}).get("waiting") or []
+    if waiting:
+        out.append("<h2>Tệp đang được ghi, để lượt sau / Files still being written, left for a later run</h2><p>"
+                   "Các tệp này vừa thay đổi, chưa nạp; lượt chạy sau sẽ nạp khi tệp ổn định / these files changed "
+                   "moments ago and were not loaded; a later run loads them once they are still.</p><ul>"
+                   + "".join(f"<li><code>{_e(path)}</code></li>" for path in waiting) + "</ul>")
+    out.append("<h2>Kết quả theo tệp / Findings per file</h2>")
     for f in files:
         findings = by_file.get(f["file_id"], [])
         out.append(f"<h3 id='file-{f['file_id']}'>{f['file_id']}. {_e(f['file_name'])} "

@@ -108,8 +108,18 @@ def heartbeat(run_id: str | None) -> None:
         conn.commit()
 
 
-def discover(landing: str | Path) -> list[str]:
-    return [str(p) for p in ingest.discover(Path(landing))]
+def discover(landing: str | Path, run_id: str | None = None) -> list[str]:
+    """The files to load now; those still being written are noted on the run (its summary and report list
+    them) and left for a later run."""
+    found = ingest.discover_files(Path(landing))
+    if run_id:
+        with connect() as conn:
+            conn.execute(
+                "update audit.pipeline_runs set heartbeat_at = now(), summary = coalesce(summary, '{}'::jsonb) "
+                "|| jsonb_build_object('waiting', %s::jsonb) where run_id = %s",
+                (Jsonb([str(p) for p in found.waiting]), run_id))
+            conn.commit()
+    return [str(p) for p in found.fresh]
 
 
 def load_file(path: str, run_id: str, landing: str | Path) -> dict:
@@ -187,6 +197,11 @@ def run_summary(run_id: str) -> dict:
 
 def finish_run(run_id: str, status: str = "success", error: str | None = None, report_path: str | None = None) -> dict:
     summary = run_summary(run_id)
+    with connect() as conn:  # what discover noted: files still being written, left for a later run
+        noted = conn.execute("select summary -> 'waiting' from audit.pipeline_runs where run_id = %s",
+                             (run_id,)).fetchone()
+    summary["waiting"] = (noted[0] if noted else None) or []
+    summary["files_waiting"] = len(summary["waiting"])
     summary["report"] = report_path
     summary["dsn"] = warehouse_dsn()
     summary["dbt"] = transform_summary(run_id)  # full build / refresh / skipped, and why

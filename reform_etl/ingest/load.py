@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from reform_etl.config import settings
 from reform_etl.ingest.copy import FileBytes, _copy_into_raw, _direct, _stream_csv_body, read_bytes
-from reform_etl.ingest.discover import discover, escapes, kind_of, unsettled_for
+from reform_etl.ingest.discover import discover_files, escapes, kind_of, unsettled_for
 from reform_etl.ingest.normalise import _check_key_lengths, _normalise_into_raw
 from reform_etl.ingest.parsing import cell_text
 from reform_etl.ingest.readers import FileRejected, Table, open_table
@@ -42,14 +42,17 @@ def load_paths(paths: Iterable[Path], run_id: str | None = None, landing: Path |
     landing = (landing or settings().landing).resolve()
     dsn = dsn or warehouse_dsn()
     files: list[Path] = []
+    waiting: list[FileResult] = []
     for path in map(Path, paths):
         if path.is_dir() and path.resolve() == landing:
-            files.extend(discover(path, dsn))  # only what is new, in arrival order
+            found = discover_files(path, dsn)  # only what is new, in arrival order
+            files.extend(found.fresh)
+            waiting += [_not_settled(p, kind_of(p, landing), "modified within the quiet period") for p in found.waiting]
         elif path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()))
         else:
             files.append(path)
-    return [load_file(p, run_id=run_id, landing=landing, dsn=dsn) for p in files]
+    return [load_file(p, run_id=run_id, landing=landing, dsn=dsn) for p in files] + waiting
 
 
 def load_file(path: Path, run_id: str | None = None, landing: Path | None = None, dsn: str | None = None,

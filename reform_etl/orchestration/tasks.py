@@ -85,7 +85,7 @@ def task_start(context: Any) -> dict:
 def task_discover(run: dict) -> list[str]:
     from reform_etl import runs
 
-    paths = runs.discover(run["landing"])
+    paths = runs.discover(run["landing"], run["run_id"])
     log.info("%d new file(s) in %s", len(paths), run["landing"])
     return paths
 
@@ -186,7 +186,8 @@ def summary_paragraph(summary: dict, status: str) -> str:
     return (
         f"Run {summary.get('run_id')} {status}: {summary.get('files_seen', 0)} file(s) seen, "
         f"{summary.get('files_loaded', 0)} loaded, {summary.get('files_rejected', 0)} rejected, "
-        f"{summary.get('files_duplicate', 0)} duplicate, {summary.get('files_failed', 0)} failed; "
+        f"{summary.get('files_duplicate', 0)} duplicate, {summary.get('files_failed', 0)} failed, "
+        f"{summary.get('files_waiting', 0)} still being written (left for a later run); "
         f"rows loaded per kind: {rows_text}. {dbt_text(summary.get('dbt'))} "
         f"Report: {summary.get('report') or 'not built'}. Warehouse: {summary.get('dsn')}."
     )
