@@ -113,18 +113,27 @@ def discover(landing: str | Path, run_id: str | None = None) -> list[str]:
     them) and left for a later run."""
     found = ingest.discover_files(Path(landing))
     if run_id:
-        with connect() as conn:
-            conn.execute(
-                "update audit.pipeline_runs set heartbeat_at = now(), summary = coalesce(summary, '{}'::jsonb) "
-                "|| jsonb_build_object('waiting', %s::jsonb) where run_id = %s",
-                (Jsonb([str(p) for p in found.waiting]), run_id))
-            conn.commit()
+        heartbeat(run_id)
+        _note_waiting(run_id, [str(p) for p in found.waiting])
     return [str(p) for p in found.fresh]
 
 
 def load_file(path: str, run_id: str, landing: str | Path) -> dict:
     heartbeat(run_id)
-    return ingest.load_file(Path(path), run_id=run_id, landing=Path(landing)).as_dict()
+    result = ingest.load_file(Path(path), run_id=run_id, landing=Path(landing))
+    if result.status == "waiting":  # it changed while it was read: listed with the files still being written
+        _note_waiting(run_id, [result.path])
+    return result.as_dict()
+
+
+def _note_waiting(run_id: str, paths: list[str]) -> None:
+    with connect() as conn:
+        conn.execute(
+            "update audit.pipeline_runs set summary = coalesce(summary, '{}'::jsonb) || jsonb_build_object("
+            "'waiting', (select coalesce(jsonb_agg(distinct p), '[]'::jsonb) from (select jsonb_array_elements_text("
+            "coalesce(summary -> 'waiting', '[]'::jsonb)) union select unnest(%s::text[])) w (p))) where run_id = %s",
+            (paths, run_id))
+        conn.commit()
 
 
 def validate_file(file_id: int, run_id: str) -> dict:

@@ -72,13 +72,17 @@ def _down_marker(dsn_: str) -> Path:
 def _down_for(dsn_: str) -> float:
     """Seconds since the first of the failed connection attempts in a row to this warehouse (on this host,
     across processes: each Airflow task is one)."""
-    marker = _down_marker(dsn_)
+    marker, now = _down_marker(dsn_), time.time()
     try:
-        return max(0.0, time.time() - float(marker.read_text()))
+        if marker.stat().st_mtime > now - 300:  # failures five minutes apart are two outages, not one
+            first = float(marker.read_text())
+            os.utime(marker)
+            return max(0.0, now - first)
     except (OSError, ValueError):
-        with suppress(OSError):
-            marker.write_text(str(time.time()))
-        return 0.0
+        pass
+    with suppress(OSError):
+        marker.write_text(str(now))
+    return 0.0
 
 
 @contextmanager

@@ -110,9 +110,11 @@ def test_a_file_that_changes_while_it_is_read_is_not_half_loaded(db, landing, mo
         return facts
 
     monkeypatch.setattr(ingest_load, "read_bytes", read_then_append)
-    [result] = ingest.load_paths([path], landing=landing)
-    assert (result.status, result.file_id, result.error_code) == ("waiting", None, "file_not_stable")
-    assert "changed while it was read" in result.error
+    runs.start_run("growing_run")
+    result = runs.load_file(str(path), "growing_run", landing)  # the nightly's load step
+    assert (result["status"], result["file_id"], result["error_code"]) == ("waiting", None, "file_not_stable")
+    assert "changed while it was read" in result["error"]
+    assert runs.finish_run("growing_run")["waiting"] == [str(path)]  # the run's summary lists it
     assert db.execute("select count(*) from audit.submission_files where path = %s", (str(path),)).fetchone() == (0,)
     assert db.execute("select count(*) from raw.it_kpis where period = '2025-09'").fetchone() == (0,)
     assert _archived(tmp_path) == []
