@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 from reform_etl import ingest
 from reform_etl.config import settings
 from reform_etl.transform.decision import transform_summary
-from reform_etl.warehouse import connect
+from reform_etl.warehouse import connect, redacted
 from reform_etl.warehouse import dsn as warehouse_dsn
 
 OWNER_ENV = "REFORM_RUN_OWNER"  # host:pid of the process that drives a run in-process (set by the local runner)
@@ -212,7 +212,7 @@ def finish_run(run_id: str, status: str = "success", error: str | None = None, r
     summary["waiting"] = (noted[0] if noted else None) or []
     summary["files_waiting"] = len(summary["waiting"])
     summary["report"] = report_path
-    summary["dsn"] = warehouse_dsn()
+    summary["dsn"] = redacted(warehouse_dsn())  # the auditor reads this table: no password in it
     summary["dbt"] = transform_summary(run_id)  # full build / refresh / skipped, and why
     with connect() as conn:
         conn.execute(

@@ -29,6 +29,9 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="rwh-airflow-", di
 os.environ.update(orchestration.airflow_env(Path(os.environ["AIRFLOW_HOME"])))
 # Test files are written a moment before they are loaded: no quiet period (tests of it set their own).
 os.environ.setdefault("REFORM_QUIET_SECONDS", "0")
+# The generated passwords (the test server's superuser, bi_reader, auditor) live in a temp file of the
+# session, never in the checkout's .warehouse/ nor a file REFORM_CREDENTIALS named outside the tests.
+os.environ["REFORM_CREDENTIALS"] = str(Path(tempfile.mkdtemp(prefix="rwh-creds-", dir="/tmp")) / "credentials.json")
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +43,8 @@ def pg_admin_dsn() -> Iterator[str]:
         return
     # Short path: the Unix socket path inside the data folder must stay under 107 bytes.
     root = Path(tempfile.mkdtemp(prefix="rwh-", dir="/tmp"))
-    server = embedded_pg.ensure_running(root / "pgdata")
-    yield server.dsn("postgres")
+    server = embedded_pg.ensure_running(root / "pgdata", Path(os.environ["REFORM_CREDENTIALS"]))
+    yield server.dsn("postgres")  # with the superuser's password: the server trusts no one
     embedded_pg.stop(root / "pgdata", mode="immediate")
 
 
