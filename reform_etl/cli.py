@@ -28,7 +28,8 @@ _DSN_HINT = "(with its password: `reform-etl dsn`; read-only: `reform-etl dsn --
 def _summary_tables(summary: dict) -> None:
     files = Table(title=f"Run {summary['run_id']}", show_header=False)
     for label, key in (("files seen", "files_seen"), ("loaded", "files_loaded"), ("rejected", "files_rejected"),
-                       ("duplicates (loaded once)", "files_duplicate"), ("failed", "files_failed")):
+                       ("duplicates (loaded once)", "files_duplicate"), ("failed", "files_failed"),
+                       ("still being written (next run)", "files_waiting")):
         files.add_row(label, str(summary.get(key, 0)))
     console.print(files)
     rows = Table(title="Rows per kind")
@@ -42,6 +43,8 @@ def _summary_tables(summary: dict) -> None:
         console.print(f"[yellow]rejected[/] {item['path']}: [bold]{item['error_code']}[/] {item['error']}")
     for sentence in summary.get("replacements", []):
         console.print(f"[yellow]replaced by a shorter file[/] {escape(sentence)}")
+    for path in summary.get("waiting", []):
+        console.print(f"[yellow]waiting[/] {path}: still being written, a later run loads it")
     if "dbt" in summary:
         from reform_etl.orchestration import dbt_text
 
@@ -67,16 +70,27 @@ def cmd_load(args: argparse.Namespace) -> int:
     from reform_etl import ingest, runs
 
     run_id = f"load__{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-    runs.start_run(run_id, triggered_by="cli load")
+    runs.start_run(run_id, triggered_by="cli load", owner=runs.this_process())
     landing = Path(args.landing or settings().landing).resolve()
-    ingest.load_paths([Path(p) for p in args.paths], run_id=run_id, landing=landing)
+    results = ingest.load_paths([Path(p) for p in args.paths], run_id=run_id, landing=landing)
     if not args.no_validate:
         for file_id in runs.files_awaiting_validation():
             runs.validate_file(file_id, run_id)
         runs.warn_checks(run_id)
     _summary_tables(runs.finish_run(run_id, report_path=None if args.no_validate else
                                     runs.build_report(run_id)))
+    _seen_before(results)
     return 0
+
+
+def _seen_before(results: list) -> None:
+    """Files this run did not register: seen by an earlier run (reported as they ended), or still being written."""
+    for r in results:
+        if r.seen_before:
+            console.print(f"[yellow]seen before[/] {r.path}: file #{r.file_id} {r.status}"
+                          + (f" [bold]{r.error_code}[/] {r.error}" if r.error_code else ""))
+        elif r.status == "waiting":
+            console.print(f"[yellow]waiting[/] {r.path}: [bold]{r.error_code}[/] {r.error}")
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

@@ -38,6 +38,30 @@ STATUS_WORDS = {
 }
 
 
+RUN_STATUS_WORDS = {  # audit.pipeline_runs / audit.transform_runs status, (Vietnamese, English)
+    "success": ("Thành công", "success"),
+    "failed": ("Thất bại", "failed"),
+    "running": ("Đang chạy", "running"),
+    "abandoned": ("Bị bỏ dở", "abandoned"),
+    "skipped": ("Bỏ qua", "skipped"),
+}
+
+
+def _status_words(status: str | None) -> str:
+    vi, en = RUN_STATUS_WORDS.get(status or "", (status or "—", status or "—"))
+    return f"{vi} / {en}"
+
+
+def run_outcome(pipeline: dict) -> tuple[str, list[str]]:
+    """The run's outcome as far as it has gone, and its failed steps: its recorded status once closed;
+    while it runs (the report is built before `finish`), failed as soon as a task failed, else success so far."""
+    lines = [line for line in (pipeline.get("error") or "").splitlines() if line.strip()]
+    status = pipeline.get("status") or "running"
+    if status == "running":
+        status = "failed" if any(line.startswith("task ") for line in lines) else "success"
+    return status, lines
+
+
 def excel_safe(value: object) -> object:
     """Neutralise spreadsheet formula injection: text starting with = + - @ (or tab/CR) gets a leading quote."""
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
@@ -209,17 +233,32 @@ def _finding_html(r: dict, docs: bool) -> str:
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0}
 td,th{border:1px solid #ccc;padding:3px 6px;font-size:90%;vertical-align:top}th{background:#f3f3f3}
-.accepted{color:#075}.rejected,.reject_file{color:#b00}.quarantine_row{color:#a50}.warn{color:#875}
+.accepted,.success{color:#075}.rejected,.reject_file,.failed,.abandoned{color:#b00}.quarantine_row{color:#a50}.warn{color:#875}
 .sev{font-weight:bold}table.sample td{font-family:monospace;font-size:80%}li{margin:.4em 0}
 """
 
 
-def _dbt_paragraph(dbt: dict | None) -> str:
+def _dbt_paragraph(dbt: dict | None, failures: list[str]) -> str:
     if not dbt:
         return "<p>dbt: <i>không chạy / not run</i></p>"
     vi, en = DBT_WORDS.get(dbt["mode"], (dbt["mode"], dbt["mode"]))
-    status = "" if dbt["mode"] == "skip" else f" ({_e(dbt['status'])})"
-    return f"<p>Mô hình dữ liệu / marts (dbt): <b>{_e(vi)} / {_e(en)}</b>{status} — {_e(dbt['reason'])}</p>"
+    status = dbt["status"]
+    dbt_failed = [line for line in failures if line.startswith(("task dbt.", "task dbt_refresh"))]
+    if status == "running" and dbt_failed:  # closed as failed by `finish`, after this page is first written
+        status = "failed"
+    shown = "" if dbt["mode"] == "skip" else f" (<span class='{_e(status)}'>{_e(_status_words(status))}</span>)"
+    return f"<p>Mô hình dữ liệu / marts (dbt): <b>{_e(vi)} / {_e(en)}</b>{shown} — {_e(dbt['reason'])}</p>"
+
+
+def _failures_html(status: str, failures: list[str]) -> str:
+    """The failed steps of the run (a dbt model or test names its task), or why it was abandoned."""
+    if not failures:
+        return ""
+    items = "".join(f"<li><code>{_e(line[:2000])}</code></li>" for line in failures)
+    return (f"<h2 class='failed'>Các bước lỗi / Failed steps</h2><p>Lượt chạy {_e(_status_words(status))}: "
+            f"các bước dưới đây không hoàn thành (mô hình hoặc kiểm thử dbt được nêu tên) / the run "
+            f"{_e(RUN_STATUS_WORDS.get(status, (status, status))[1])}: these steps did not complete (a dbt model "
+            f"or test is named by its task)</p><ul>{items}</ul>")
 
 
 def _reconciliation_html(rows: list[dict], names: dict[str, str]) -> str:
@@ -244,6 +283,8 @@ def _page(data: dict, run_id: str, docs: bool) -> str:
         if not r["success"]:
             by_file.setdefault(r["file_id"], []).append(r)
     run = data["run"]
+    pipeline = data.get("pipeline") or {}
+    status, failures = run_outcome(pipeline)
     totals = {
         "files": len(files),
         "accepted": sum(f["status"] == "accepted" for f in files),
@@ -256,8 +297,11 @@ def _page(data: dict, run_id: str, docs: bool) -> str:
     out = [f"<!doctype html><html lang='vi'><head><meta charset='utf-8'><title>Báo cáo kiểm tra dữ liệu / "
            f"Validation report — {_e(run_id)}</title><style>{CSS}</style></head><body>",
            f"<h1>Báo cáo kiểm tra dữ liệu / Validation report</h1><p>Lượt chạy / run <code>{_e(run_id)}</code>; "
-           f"bắt đầu / started {_e(run.get('started_at'))}; kết thúc / ended {_e(run.get('ended_at'))}; "
-           f"trạng thái / status {_e(run.get('status'))}; Great Expectations {_e(run.get('gx_version'))}</p>",
+           f"bắt đầu / started {_e(pipeline.get('started_at') or run.get('started_at'))}; kết thúc / ended "
+           f"{_e(pipeline.get('ended_at') or run.get('ended_at'))}; trạng thái / status "
+           f"<b class='{_e(status)}'>{_e(_status_words(status))}</b>; "
+           f"Great Expectations {_e(run.get('gx_version'))}</p>",
+           _failures_html(status, failures),
            "<table><tr>" + "".join(f"<th>{_e(k)}</th>" for k in (
                "Tệp / files", "Nhận / accepted", "Từ chối / rejected", "Dòng / rows", "Nạp / loaded",
                "Cách ly / quarantined", "Cảnh báo / warnings")) + "</tr><tr>" + "".join(
@@ -267,7 +311,7 @@ def _page(data: dict, run_id: str, docs: bool) -> str:
            + ("<a href='data_docs/index.html'>GX Data Docs</a>" if docs else "<b>GX Data Docs unavailable</b>")
            + " · <a href='findings.csv'>findings.csv</a> (các lỗi / findings) · "
            "<a href='quarantine.csv'>quarantine.csv</a> (các dòng bị cách ly / quarantined rows)</p>",
-           _dbt_paragraph(data.get("dbt")),
+           _dbt_paragraph(data.get("dbt"), failures),
            _flags_html(data),
            "<h2>Tệp / Files</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in (
                "#", "Tệp / file", "Loại / kind", "Đơn vị / unit", "Kỳ / period", "Trạng thái / status",
@@ -279,7 +323,14 @@ def _page(data: dict, run_id: str, docs: bool) -> str:
             f"<td>{_e(f['kind'])}</td><td>{_e(_units_text(f['units'], names))}</td><td>{_e(_period_text(f))}</td>"
             f"<td class='{_e(f['status'])}'>{_e(vi)} / {_e(en)}</td><td>{_e(f['rows_total'])}</td>"
             f"<td>{_e(f['rows_loaded'])}</td><td>{_e(f['rows_quarantined'])}</td><td>{_e(f['warnings'])}</td></tr>")
-    out.append("</table><h2>Kết quả theo tệp / Findings per file</h2>")
+    out.append("</table>")
+    waiting = (pipeline.get("summary") or {}).get("waiting") or []
+    if waiting:
+        out.append("<h2>Tệp đang được ghi, để lượt sau / Files still being written, left for a later run</h2><p>"
+                   "Các tệp này vừa thay đổi, chưa nạp; lượt chạy sau sẽ nạp khi tệp ổn định / these files changed "
+                   "moments ago and were not loaded; a later run loads them once they are still.</p><ul>"
+                   + "".join(f"<li><code>{_e(path)}</code></li>" for path in waiting) + "</ul>")
+    out.append("<h2>Kết quả theo tệp / Findings per file</h2>")
     for f in files:
         findings = by_file.get(f["file_id"], [])
         out.append(f"<h3 id='file-{f['file_id']}'>{f['file_id']}. {_e(f['file_name'])} "
@@ -370,4 +421,12 @@ def build_report(dsn: str, run_id: str, out_dir: Path) -> Path:
     _write_quarantine_csv(dsn, run_id, folder / "quarantine.csv")
     index = folder / "index.html"
     index.write_text(_page(data, run_id, docs), encoding="utf-8")
+    return index
+
+
+def write_index(dsn: str, run_id: str, index: Path) -> Path:
+    """Rewrite a built report's page from the audit as it is now (the run closed: its final outcome)."""
+    index = Path(index)
+    docs = (index.parent / "data_docs" / "index.html").is_file()
+    index.write_text(_page(_collect(dsn, run_id), run_id, docs), encoding="utf-8")
     return index

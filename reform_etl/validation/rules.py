@@ -717,7 +717,7 @@ class FileRule:
 
 
 FILE_RULES = (
-    FileRule("unsafe_file_path", "path_is_safe", ("bad_path",),
+    FileRule("unsafe_file_path", "path_is_safe", ("unsafe_file_path", "bad_path"),  # bad_path: older rows
              "Đường dẫn tệp không an toàn hoặc nằm ngoài thư mục nhận",
              "Unsafe file path, or outside the landing folder"),
     FileRule("file_unreadable", "is_readable", ("unreadable",),
