@@ -37,8 +37,12 @@ def _summary_tables(summary: dict) -> None:
         rows.add_row(kind, *(str(counts.get(k) or 0) for k in ("rows_total", "rows_loaded", "rows_quarantined",
                                                                "warnings")))
     console.print(rows)
-    for item in summary.get("rejected", []):
-        console.print(f"[yellow]rejected[/] {item['path']}: [bold]{item['error_code']}[/] {item['error']}")
+    from reform_etl.report import rejection
+
+    for item in summary.get("rejected", []):  # the catalog's rule, in Vietnamese first, then the loader's detail
+        rule, vi, en = rejection(item)
+        detail = f" ({item['error']})" if item["error"] not in (vi, en) else ""
+        console.print(f"[yellow]rejected[/] {item['path']}: [bold]{rule}[/] {vi} / {en}{detail}")
     if "dbt" in summary:
         from reform_etl.orchestration import dbt_text
 

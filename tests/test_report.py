@@ -242,3 +242,13 @@ def test_index_lists_runs_and_a_no_op_run_copies_nothing(warehouse_dsn: str, rep
         sum(len(names) for names in FILES.values()) + 2)  # and the script-named file and the path outside
     assert int(cells[7]) == len(_csv(report.parent / "quarantine.csv")) and int(cells[8]) > 0
     assert "href='scheduled__2026-11-22T18_00_00_00_00/index.html'" in rows[1]
+
+
+def test_the_run_summary_names_a_rejection_by_its_rule_in_vietnamese_first(capsys):
+    from reform_etl import cli
+
+    cli._summary_tables({"run_id": "r", "rejected": [
+        {"path": "landing/../secret.csv", "error_code": "bad_path", "error": "path is outside the landing folder"}]})
+    out = " ".join(capsys.readouterr().out.split())
+    assert "unsafe_file_path" in out and "bad_path" not in out
+    assert out.index("Đường dẫn tệp không an toàn") < out.index("Unsafe file path") < out.index("path is outside")
