@@ -6,6 +6,7 @@ idempotent: running a step again for the same run changes nothing it already did
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from datetime import UTC, datetime
@@ -229,5 +230,16 @@ def finish_run(run_id: str, status: str = "success", error: str | None = None, r
     if report_path and Path(report_path).is_file():  # the page says how the run ended, not how it was going
         from reform_etl import report
 
-        report.write_index(warehouse_dsn(), run_id, Path(report_path))
+        report.rewrite_page(warehouse_dsn(), run_id, Path(report_path))
+    _refresh_run_index()
     return summary
+
+
+def _refresh_run_index() -> None:
+    """reports/index.html with this run's outcome (the run's report was written before it ended)."""
+    from reform_etl import report
+
+    try:
+        report.write_index(warehouse_dsn(), settings().reports)
+    except Exception:  # the list of runs is a convenience: the run's own record stands
+        logging.getLogger(__name__).warning("could not refresh the index of runs", exc_info=True)

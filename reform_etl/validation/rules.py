@@ -744,6 +744,11 @@ FILE_RULES = (
 )
 
 
+def file_rule_for(error_code: str | None) -> FileRule | None:
+    """The file rule a loader's error_code means (`bad_path` -> `unsafe_file_path`), None if none does."""
+    return next((rule for rule in FILE_RULES if error_code in rule.loader_codes), None)
+
+
 def all_rules() -> list[tuple[str, str, Rule | FileRule]]:
     """(suite, kind, rule) for every rule: the list the report and the docs show."""
     out: list[tuple[str, str, Rule | FileRule]] = [("submission_file", "*", r) for r in FILE_RULES]
