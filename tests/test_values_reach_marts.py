@@ -42,11 +42,18 @@ def _strip_accents(text: str) -> str:
     return unicodedata.normalize("NFC", plain.replace("đ", "d").replace("Đ", "D"))
 
 
+# SPEC §3's Vietnamese names, as offices write them (raw.channel_names holds them folded)
+VIETNAMESE_CHANNELS = [("Trực tuyến", "online"), ("Trực tiếp", "direct"), ("Bưu chính công ích", "postal"),
+                       ("Bưu chính", "postal"), ("BCCI", "postal")]
+
+
 def channel_spellings(db: psycopg.Connection) -> list[tuple[str, str]]:
-    """(spelling, channel): every name of raw.channel_names (the one definition) as offices write it:
-    as listed, upper, lower, title case, without accents, decomposed (NFD), with doubled spaces."""
+    """(spelling, channel): every name of raw.channel_names (the one definition) and SPEC §3's Vietnamese
+    names as offices write them: as listed, upper, lower, title case, without accents, decomposed (NFD),
+    with doubled spaces."""
+    names = db.execute("select name, channel from raw.channel_names()").fetchall()
     out = []
-    for name, channel in db.execute("select name, channel from raw.channel_names()").fetchall():
+    for name, channel in [*names, *VIETNAMESE_CHANNELS]:
         for form in (name, name.upper(), name.lower(), name.title(), _strip_accents(name),
                      _strip_accents(name).upper(), unicodedata.normalize("NFD", name), name.replace(" ", "  ")):
             out.append((form, channel))
