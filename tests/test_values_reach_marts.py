@@ -79,7 +79,7 @@ COUNT_CELLS = ["0", "7", "1.296", "1,296", "1 296", "0007", "999999999999999", "
                "99999999999999999999", "9.999.999.999.999.999", "-5", "-0", "abc", "2,5", "1e309", "+12"]
 
 
-@pytest.mark.parametrize("kind", ["it_kpis", "dossier_stats"])
+@pytest.mark.parametrize("kind", [k for k, spec in R.KIND_SPECS.items() if R.count_columns(spec)])
 def test_a_count_the_rules_accept_is_one_staging_reads_and_one_they_refuse_is_named(db, kind):
     """Each cell as the loader stores it (raw.norm_count) in every count column of the kind: the count rules
     pass it exactly when staging's reading (raw.count_cell) is a count (a whole number, not negative)."""
