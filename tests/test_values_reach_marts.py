@@ -193,6 +193,7 @@ def built(warehouse_dsn: str, tmp_path_factory) -> Built:
     failures = [(r.node.name, str(r.status), r.message) for r in (result.result or [])
                 if str(r.status) not in ("success", "pass")]
     assert result.success, failures
+    assert "assert_dossier_records_ii06a_identities" in {r.node.name for r in result.result}
     with psycopg.connect(warehouse_dsn) as conn:
         cur = conn.execute("select * from audit.submission_files where run_id = %s", (RUN,))
         names = [d.name for d in cur.description]
