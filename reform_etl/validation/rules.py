@@ -96,6 +96,8 @@ SIGNED_INT_RE = "^[+-]?[0-9]+$"
 DEC_RE = "^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)$"
 PERIOD_RE = "^[12][0-9][0-9][0-9]-(0[1-9]|1[0-2])$"
 YEAR_RE = "^[12][0-9][0-9][0-9]$"
+ALL_FIELDS = "ALL"  # the all-fields member of marts.dim_field; a blank field code means the same
+COUNT_DIGITS = 15  # significant digits of a count raw.count_cell reads (003_normalise.sql)
 
 
 def v(col: str, alias: str = "r") -> str:
@@ -204,8 +206,26 @@ def count_columns(spec: KindSpec) -> list[str]:
     return [c.key for c in spec.columns if c.type is ValueType.COUNT]
 
 
+def all_fields(spec: KindSpec) -> bool:
+    """Whether the kind's field code may be blank, meaning all fields, as ALL_FIELDS does (SPEC §3)."""
+    return "field_code" in spec.keys and not spec.column("field_code").required
+
+
+def field_key(cell: str) -> str:
+    """A field code cell where blank and ALL_FIELDS mean all fields: '' for both (staging reads both as
+    ALL_FIELDS, the all-fields member of marts.dim_field)."""
+    return f"coalesce(nullif({cell}, '{ALL_FIELDS}'), '')"
+
+
+def key_cell(spec: KindSpec, key: str, alias: str) -> str:
+    """A key cell as the marts tell keys apart: blank as ''; a blank field code and ALL_FIELDS as one."""
+    if key == "field_code" and all_fields(spec):
+        return field_key(f"{alias}.{key}")
+    return f"coalesce({alias}.{key}, '')"
+
+
 def _key_expr(spec: KindSpec, alias: str) -> str:
-    return "(" + ", ".join(f"coalesce({alias}.{k}, '')" for k in spec.key) + ")"
+    return "(" + ", ".join(key_cell(spec, k, alias) for k in spec.key) + ")"
 
 
 # ---------------------------------------------------------------- rules common to all kinds
@@ -291,6 +311,12 @@ def _count_rules(spec: KindSpec) -> list[Rule]:
     def negative(c: str) -> str:
         return f"coalesce({v(c)} ~ '^-[0-9]*[1-9][0-9]*$', false)"
 
+    def too_large(c: str) -> str:
+        # a whole number, not negative, that raw.count_cell (staging's reading of a count) cannot read;
+        # the length test first spares the usual short count the rest
+        return (f"coalesce(char_length({v(c)}) > {COUNT_DIGITS} and {v(c)} ~ '^[+]?[0-9]+$' "
+                f"and raw.count_cell({v(c)}) is null, false)")
+
     def offending(test) -> str:
         return "jsonb_strip_nulls(" + _json_obj({c: f"case when {test(c)} then to_jsonb(coalesce(r.{c}, '')) end"
                                                   for c in cols}) + ")"
@@ -309,18 +335,25 @@ def _count_rules(spec: KindSpec) -> list[Rule]:
             predicate=" or ".join(negative(c) for c in cols),
             observed=offending(negative), columns=tuple(cols),
         ),
+        Rule(
+            "count_too_large", Severity.QUARANTINE_ROW,
+            f"Số lượng quá lớn (hơn {COUNT_DIGITS} chữ số): kho dữ liệu không lưu được",
+            f"A count is too large for the warehouse to hold (more than {COUNT_DIGITS} digits)",
+            predicate=" or ".join(too_large(c) for c in cols),
+            observed=offending(too_large), columns=tuple(cols),
+        ),
     ]
 
 
 def _duplicate_rule(spec: KindSpec) -> Rule:
     keys = ", ".join(spec.key)
-    inner = ", ".join(f"coalesce(d.{k}, '')" for k in spec.key)
+    inner = ", ".join(key_cell(spec, k, "d") for k in spec.key)
     group = ", ".join(str(i) for i in range(1, len(spec.key) + 1))
     # Fewer distinct keys than rows, counted over the keys' 64-bit hashes, sorted by the parallel workers (the
     # count reads them in order): twice as fast as hashing a million groups, and as sorting the texts at 10
     # million (1.9 s against 3.4 s). Joined keys, and hashes, may only merge (never split) groups, so "no" is
     # exact; a "maybe" (a duplicate, or once in billions a collision) runs the set's own query.
-    joined = " || chr(31) || ".join(f"coalesce(d.{k}, '')" for k in spec.key)
+    joined = " || chr(31) || ".join(key_cell(spec, k, "d") for k in spec.key)
     probe = (f"select count(*) > count(distinct s.k) from (select hashtextextended({joined}, 0) as k "
              f"from (select * from {{rows}}) d order by 1) s")
     member = f"{_key_expr(spec, 'r')} in {{set_duplicate_keys}}"
@@ -335,15 +368,18 @@ def _duplicate_rule(spec: KindSpec) -> Rule:
     )
 
 
-def _code_rule(name: str, column: str, table: str, vi: str, en: str, required: bool, extra: str = "") -> Rule:
+def _code_rule(name: str, column: str, table: str, vi: str, en: str, required: bool, extra: str = "",
+               also: str = "") -> Rule:
+    """A code that must be in audit.<table> (blank failing if `required`); `also`: one more code accepted."""
     blank = f"{v(column)} is null" if required else "false"
+    known_also = f" and {v(column)} <> '{also}'" if also else ""
     if extra:
         unknown = f"not exists (select 1 from audit.{table} x where x.{column} = r.{column}{extra})"
     else:
         unknown = f"not (r.{column} in (select x.{column} from audit.{table} x))"
     return Rule(
         name, Severity.QUARANTINE_ROW, vi, en,
-        predicate=f"{blank} or ({v(column)} is not null and {unknown})",
+        predicate=f"{blank} or ({v(column)} is not null{known_also} and {unknown})",
         observed=_raw_obs(column), columns=(column,),
     )
 
@@ -400,8 +436,10 @@ def _dossier_stats_rules(spec: KindSpec) -> list[Rule]:
     total_in = " + ".join(as_int(c) if c != "received_postal" else f"coalesce({as_int(c)}, 0)" for c in received)
     total_out = " + ".join(as_int(c) for c in resolved)
     return [
+        # blank or ALL: all fields together (marts.dim_field's all-fields member)
         _code_rule("field_code_unknown", "field_code", "ref_fields",
-                   "Mã lĩnh vực không có trong danh mục", "Field code is not in the field catalog", required=False),
+                   "Mã lĩnh vực không có trong danh mục", "Field code is not in the field catalog", required=False,
+                   also=ALL_FIELDS),
         Rule(
             "received_not_balanced", Severity.QUARANTINE_ROW,
             "Tổng tiếp nhận (kỳ trước chuyển qua + trực tuyến + trực tiếp + BCCI) khác đã giải quyết + đang giải quyết",
@@ -450,12 +488,27 @@ def _service_index_rules(spec: KindSpec) -> list[Rule]:
     ]
 
 
-CHANNELS = ("online", "direct", "postal", "truc tuyen", "trực tuyến", "trực tiếp", "truc tiep", "bưu chính",
-            "bưu chính công ích", "bcci", "buu chinh")
+def _completed_before_received() -> Rule:
+    """Completion before receipt, both valid date cells (else the date rules name the row). Canonical date
+    cells order as text; moments are compared when both carry a time of day, days otherwise (a completion
+    written as a date, on the day of a receipt at 08:00, is not before it)."""
+    received, completed = v("received_at"), v("completed_at")
+    invalid = [_bad_values(c, f"not {is_date('d.v')}", "invalid") for c in ("received_at", "completed_at")]
+    before = (f"(case when octet_length({completed}) = 19 and octet_length({received}) = 19 "
+              f"then {completed} < {received} else left({completed}, 10) < left({received}, 10) end)")
+    return Rule(
+        "completed_before_received", Severity.QUARANTINE_ROW,
+        "Ngày trả kết quả trước ngày tiếp nhận hồ sơ", "The dossier was completed before it was received",
+        predicate=(f"{completed} is not null and {received} is not null and {before} "
+                   + "".join(f"and not coalesce({member}, false) " for member, _ in invalid)).rstrip(),
+        observed=_raw_obs("received_at", "completed_at"), columns=("received_at", "completed_at"),
+        sets={key: value_set for _, sets in invalid for key, value_set in sets.items()},
+    )
 
 
 def _dossier_rules(spec: KindSpec) -> list[Rule]:
-    channel_list = ", ".join(f"'{c}'" for c in CHANNELS)
+    # raw.channel_of is the one reading of a channel cell: staging counts the row in the channel it names
+    unknown_channel, unknown_channel_set = _bad_values("channel", "raw.channel_of(d.v) is null", "unknown")
     date_bad = [_bad_values(c, f"not {is_date('d.v')}", "invalid") for c in ("due_at", "completed_at")]
     return [
         _code_rule("field_code_unknown", "field_code", "ref_fields",
@@ -464,10 +517,8 @@ def _dossier_rules(spec: KindSpec) -> list[Rule]:
             "channel_unknown", Severity.QUARANTINE_ROW,
             "Kênh nộp không phải trực tuyến / trực tiếp / bưu chính công ích",
             "Channel is not online / direct / postal",
-            # a name already in lower case (the usual) is found without lower(), which costs per row
-            predicate=(f"{v('channel')} is null or ({v('channel')} not in ({channel_list}) "
-                       f"and lower({v('channel')}) not in ({channel_list}))"),
-            observed=_raw_obs("channel"), columns=("channel",),
+            predicate=f"{v('channel')} is null or {unknown_channel}",
+            observed=_raw_obs("channel"), columns=("channel",), sets=unknown_channel_set,
         ),
         Rule(
             "date_invalid", Severity.QUARANTINE_ROW,
@@ -477,6 +528,7 @@ def _dossier_rules(spec: KindSpec) -> list[Rule]:
             observed=_raw_obs("due_at", "completed_at"), columns=("due_at", "completed_at"),
             sets={key: query for _, sets in date_bad for key, query in sets.items()},
         ),
+        _completed_before_received(),
     ]
 
 
@@ -523,7 +575,7 @@ def _rates_and_pending() -> str:
     and `pending` (pending at the end of a month per unit and field), both from `cur`."""
     ok = f"{as_int('resolved_early', 'c')} + {as_int('resolved_on_time', 'c')}"
     done = f"{ok} + {as_int('resolved_late', 'c')}"
-    field = v("field_code", "c")
+    field = f"nullif(c.field_code, '{ALL_FIELDS}')"  # blank or ALL: the all-fields row
 
     def rate(filt: str) -> str:
         return (f"round(100.0 * sum({ok}) filter (where {field} {filt}) "
@@ -532,7 +584,7 @@ def _rates_and_pending() -> str:
     return (
         f"rates as (select c.unit_code, c.period, coalesce({rate('is null')}, {rate('is not null')}) as rate "
         f"from cur c group by c.unit_code, c.period), "
-        f"pending as (select c.unit_code, c.period, coalesce(c.field_code, '') as field, "
+        f"pending as (select c.unit_code, c.period, {field_key('c.field_code')} as field, "
         f"sum({as_int('pending_in_time', 'c')} + {as_int('pending_overdue', 'c')}) as pending "
         f"from cur c group by 1, 2, 3)"
     )
@@ -631,7 +683,7 @@ def history_rules(kind: str) -> list[Rule]:
             f"from (select * from {{rows}}) r, pending p "
             f"where r.period ~ '{PERIOD_RE}' and r.received_carried_over ~ '{INT_RE}' and {mine} "
             f"and p.unit_code = r.unit_code and p.period = {_previous_period('r.period')} "
-            f"and p.field = coalesce(r.field_code, '') and p.pending <> {as_int('received_carried_over')} "
+            f"and p.field = {field_key('r.field_code')} and p.pending <> {as_int('received_carried_over')} "
             f"order by r._row_number"
         ),
     )

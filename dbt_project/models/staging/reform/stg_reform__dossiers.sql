@@ -29,7 +29,8 @@ typed as (
         nullif(btrim(source.unit_code), '') as unit_code,
         coalesce(nullif(btrim(source.field_code), ''), 'ALL') as field_code,
         nullif(btrim(source.procedure_code), '') as procedure_code,
-        lower(nullif(btrim(source.channel), '')) as channel,
+        -- 'online' / 'direct' / 'postal': the reading validation accepted the cell with (003_normalise.sql)
+        raw.channel_of(source.channel) as channel,
         {{ to_timestamp_local('source.received_at') }} as received_at,
         {{ to_timestamp_local('source.due_at') }} as due_at,
         {{ to_timestamp_local('source.completed_at') }} as completed_at,

@@ -28,8 +28,9 @@ typed as (
         nullif(btrim(source.unit_code), '') as unit_code,
         {{ to_period('source.period') }} as period,
         nullif(btrim(source.kpi_code), '') as kpi_code,
-        {{ to_decimal('source.numerator') }} as numerator,
-        {{ to_decimal('source.denominator') }} as denominator
+        -- counts (validation's reading, raw.count_cell), numeric as the marts have them
+        {{ to_count('source.numerator') }}::numeric as numerator,
+        {{ to_count('source.denominator') }}::numeric as denominator
     from source
     inner join files on files.file_id = source._file_id
     where not exists (

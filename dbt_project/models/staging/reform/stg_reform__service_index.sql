@@ -31,8 +31,9 @@ typed as (
         coalesce({{ to_period('source.period') }},
                  case when btrim(source.period) ~ '^[0-9]{4}$' then btrim(source.period) end) as period,
         nullif(btrim(source.metric_code), '') as metric_code,
-        {{ to_decimal('source.numerator') }} as numerator,
-        {{ to_decimal('source.denominator') }} as denominator,
+        -- counts (validation's reading, raw.count_cell), numeric as the marts have them
+        {{ to_count('source.numerator') }}::numeric as numerator,
+        {{ to_count('source.denominator') }}::numeric as denominator,
         {{ to_decimal('source.published_score') }} as published_score
     from source
     inner join files on files.file_id = source._file_id
