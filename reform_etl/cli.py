@@ -176,6 +176,20 @@ def cmd_grant_unit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_airflow(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from reform_etl import warehouse
+    from reform_etl.orchestration import standalone
+
+    app = standalone.prepare(warehouse.dsn(), port=args.port)
+    console.print(f"Airflow UI / giao diện: [bold]{app.url}[/]  login / đăng nhập: [bold]{app.admin_user}[/] / "
+                  f"[bold]{app.admin_password}[/] (kept in {app.home / 'admin_password'})")
+    console.print(f"metadata database / CSDL siêu dữ liệu: {app.metadata_database}; Airflow home: {app.home}; "
+                  "DAGs unpaused. Ctrl-C stops it.")
+    return subprocess.run(standalone.airflow_command(), env=app.env, check=False).returncode
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reform-etl", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
@@ -221,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("unit_code")
     grant.add_argument("--password-env", help="name of an environment variable holding the role's password")
     grant.set_defaults(func=cmd_grant_unit)
+
+    af = sub.add_parser("airflow", help="run Airflow standalone (UI, scheduler...): the nightly runs by itself")
+    af.add_argument("--port", type=int, help="UI / API port (default 8080 or $REFORM_AIRFLOW_PORT)")
+    af.set_defaults(func=cmd_airflow)
 
     wh = sub.add_parser("warehouse", help="start (and bootstrap) or stop the embedded warehouse")
     wh.add_argument("action", choices=["start", "stop"])
