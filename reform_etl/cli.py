@@ -177,17 +177,16 @@ def cmd_grant_unit(args: argparse.Namespace) -> int:
 
 
 def cmd_airflow(args: argparse.Namespace) -> int:
-    import subprocess
-
     from reform_etl import warehouse
     from reform_etl.orchestration import standalone
 
     app = standalone.prepare(warehouse.dsn(), port=args.port)
     console.print(f"Airflow UI / giao diện: [bold]{app.url}[/]  login / đăng nhập: [bold]{app.admin_user}[/] / "
                   f"[bold]{app.admin_password}[/] (kept in {app.home / 'admin_password'})")
-    console.print(f"metadata database / CSDL siêu dữ liệu: {app.metadata_database}; Airflow home: {app.home}; "
-                  "DAGs unpaused. Ctrl-C stops it.")
-    return subprocess.run(standalone.airflow_command(), env=app.env, check=False).returncode
+    console.print(f"metadata database / CSDL siêu dữ liệu: {app.metadata_database}; Airflow home: {app.home}. "
+                  "Ctrl-C stops it.")
+    return standalone.serve(app, on_ready=lambda: console.print(
+        "[green]ready / sẵn sàng:[/] DAGs unpaused; the nightly runs at 01:00 Asia/Ho_Chi_Minh by itself"))
 
 
 def build_parser() -> argparse.ArgumentParser:

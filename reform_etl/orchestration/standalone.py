@@ -3,9 +3,9 @@
 `reform-etl airflow` starts `airflow standalone` (API server and UI, scheduler, DAG processor,
 triggerer, LocalExecutor) against the same warehouse as every other command. Its metadata lives
 in a database of its own on the warehouse's server (`<warehouse database>_airflow`), not in
-SQLite; its home is `<AIRFLOW_HOME>/standalone`, apart from the in-process runs' home. The DAGs
-start unpaused. The admin password and the API's JWT secret are generated once and kept in
-that home, readable by the owner only.
+SQLite; its home is `<AIRFLOW_HOME>/standalone`, apart from the in-process runs' home. The
+DAGs are unpaused as soon as the API server answers. The admin password and the API's JWT
+secret are generated once and kept in that home, readable by the owner only.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -92,7 +95,8 @@ def prepare(dsn: str, home: Path | None = None, port: int | None = None) -> Stan
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url(dsn, database),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # Unpaused by `serve` once the API server answers: a task handed over before that fails to start.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
         "AIRFLOW__API__PORT": str(port),
@@ -102,6 +106,8 @@ def prepare(dsn: str, home: Path | None = None, port: int | None = None) -> Stan
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+        # One machine runs the API server beside dbt and COPY: a busy night must not time a task out.
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": os.environ.get("AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT", "60"),
         "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home / "jwt_secret", lambda: secrets.token_urlsafe(32)),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
         **dbt_environment(dsn),
@@ -117,3 +123,43 @@ def prepare(dsn: str, home: Path | None = None, port: int | None = None) -> Stan
 def airflow_command() -> list[str]:
     beside = Path(sys.executable).parent / "airflow"
     return [str(beside) if beside.exists() else (shutil.which("airflow") or "airflow"), "standalone"]
+
+
+def _airflow(app: Standalone, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([airflow_command()[0], *args], env=app.env, capture_output=True, text=True, check=False)
+
+
+def _set_paused(app: Standalone, paused: bool) -> bool:
+    """Pause or unpause every reform DAG; False while the DAG processor has not stored them yet."""
+    done = _airflow(app, "dags", "pause" if paused else "unpause", "--treat-dag-id-as-regex", "-y", "^reform_")
+    return done.returncode == 0 and "reform_nightly" in done.stdout
+
+
+def _api_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as response:
+            return response.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+def serve(app: Standalone, ready_timeout: float = 900, on_ready=None) -> int:
+    """Run `airflow standalone` until it exits; unpause the DAGs once its API server answers."""
+    _set_paused(app, True)  # a restart: nothing is handed over before the API server is back
+    process = subprocess.Popen(airflow_command(), env=app.env)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while process.poll() is None and time.monotonic() < deadline:
+            if _api_ready(app.url) and _set_paused(app, False):
+                if on_ready:
+                    on_ready()
+                break
+            time.sleep(5)
+        return process.wait()
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
