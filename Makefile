@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # dbt must be on PATH for Cosmos to render the dbt task group.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test lint bench clean-warehouse
+.PHONY: install run test lint bench clean-warehouse airflow
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,7 @@ bench: install
 clean-warehouse:
 	-$(BIN)/reform-etl warehouse stop
 	rm -rf .warehouse .airflow landing archive reports
+
+airflow: install  ## Airflow standalone on the embedded warehouse: the nightly runs by itself at 01:00
+	$(BIN)/reform-etl warehouse start
+	$(BIN)/reform-etl airflow

@@ -224,6 +224,19 @@ def cmd_grant_unit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_airflow(args: argparse.Namespace) -> int:
+    from reform_etl import warehouse
+    from reform_etl.orchestration import standalone
+
+    app = standalone.prepare(warehouse.dsn(), port=args.port)
+    console.print(f"Airflow UI / giao diện: [bold]{app.url}[/]  login / đăng nhập: [bold]{app.admin_user}[/] / "
+                  f"[bold]{app.admin_password}[/] (kept in {app.home / 'admin_password'})")
+    console.print(f"metadata database / CSDL siêu dữ liệu: {app.metadata_database}; Airflow home: {app.home}. "
+                  "Ctrl-C stops it.")
+    return standalone.serve(app, on_ready=lambda: console.print(
+        "[green]ready / sẵn sàng:[/] DAGs unpaused; the nightly runs at 01:00 Asia/Ho_Chi_Minh by itself"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from reform_etl.warehouse import ROLES
 
@@ -283,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="create the role without login (others reach it by SET ROLE); without this flag "
                             "a new role needs --password-env")
     grant.set_defaults(func=cmd_grant_unit)
+
+    af = sub.add_parser("airflow", help="run Airflow standalone (UI, scheduler...): the nightly runs by itself")
+    af.add_argument("--port", type=int, help="UI / API port (default 8080 or $REFORM_AIRFLOW_PORT)")
+    af.set_defaults(func=cmd_airflow)
 
     wh = sub.add_parser("warehouse", help="start (and bootstrap) or stop the embedded warehouse")
     wh.add_argument("action", choices=["start", "stop"])

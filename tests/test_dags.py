@@ -7,9 +7,11 @@ against a fresh warehouse database, on a small sample cut from the sample provin
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -323,6 +325,60 @@ def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, 
     assert _mart_fingerprint(e2e_dsn) == before  # the warehouse's own clock did not move
     rebuilt = {name for name, oid in _relation_oids(e2e_dsn).items() if oids.get(name) != oid}
     assert rebuilt == {"intermediate.int_submissions__expected", "marts.rpt_submission_status"}, rebuilt
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_the_scheduler_runs_a_scheduled_night_by_itself(tmp_path, small_landing, e2e_dsn):
+    """`reform-etl airflow` (Airflow standalone, metadata in the warehouse's server) runs the nightly on its own.
+
+    The cron is set to fire three minutes from now (REFORM_NIGHTLY_CRON), so that the API server is up
+    before the scheduler hands the first task over; nothing triggers the run but the scheduler.
+    """
+    import signal
+    import subprocess
+    import zoneinfo
+
+    if not _rows(e2e_dsn, "select count(*) from audit.pipeline_runs where status = 'success'")[0][0]:
+        pytest.skip("needs the end-to-end run's warehouse (a night here would be a full build)")
+    fire = datetime.now(zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")) + timedelta(minutes=3)
+    env = {**os.environ, "WAREHOUSE_DSN": e2e_dsn, "REFORM_LANDING": str(small_landing),
+           "AIRFLOW_HOME": str(tmp_path / "airflow"), "REFORM_AIRFLOW_PORT": str(_free_port()),
+           "REFORM_NIGHTLY_CRON": f"{fire.minute} {fire.hour} * * *"}
+    log = (tmp_path / "airflow.log").open("w")
+    process = subprocess.Popen([str(Path(sys.executable).parent / "reform-etl"), "airflow"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    query = ("select run_id, status, triggered_by, error from audit.pipeline_runs "
+             "where triggered_by = 'scheduled' and status <> 'running'")
+    try:
+        deadline = time.monotonic() + 12 * 60
+        finished = []
+        while not finished and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(5)
+            finished = _rows(e2e_dsn, query)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+        with psycopg.connect(e2e_dsn, autocommit=True) as conn:
+            database = conn.execute("select current_database()").fetchone()[0]
+            conn.execute(f'drop database if exists "{database}_airflow" with (force)')
+    output = (tmp_path / "airflow.log").read_text(errors="replace")
+    assert finished, f"no scheduled night finished; Airflow said:\n{output[-4000:]}"
+    (run_id, status, triggered_by, error), = finished
+    assert run_id.startswith(f"{orchestration.NIGHTLY_DAG_ID}__") and triggered_by == "scheduled"
+    assert status == "success", error
 
 
 def _relation_oids(dsn: str) -> dict[str, int]:

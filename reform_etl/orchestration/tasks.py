@@ -75,7 +75,9 @@ def task_start(context: Any) -> dict:
     dag_run = context["dag_run"]
     conf = getattr(dag_run, "conf", None) or {}
     landing = resolve_landing(conf.get("landing") or context["params"].get("landing"))
-    triggered_by = conf.get("triggered_by") or str(getattr(dag_run, "run_type", "airflow"))
+    run_type = getattr(dag_run, "run_type", None) or "airflow"
+    # The scheduler's own runs say `scheduled` (the enum's value, not its repr), a UI trigger `manual`...
+    triggered_by = conf.get("triggered_by") or str(getattr(run_type, "value", run_type))
     runs.start_run(run_id, context.get("logical_date"), triggered_by)
     log.info("run %s: landing folder %s", run_id, landing)
     return {"run_id": run_id, "landing": landing}
