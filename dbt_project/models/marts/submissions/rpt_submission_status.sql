@@ -15,6 +15,12 @@ partitions as (
 
 ),
 
+versions as (
+
+    select * from {{ ref('int_units__versions') }}
+
+),
+
 submitted as (
 
     select
@@ -37,6 +43,7 @@ final as (
         expected.submission_status_id as submission_status_key,
         expected.unit_key,
         expected.unit_code,
+        versions.unit_name,
         expected.province_code,
         expected.kind,
         expected.period,
@@ -57,6 +64,7 @@ final as (
     left join submitted
         on submitted.kind = expected.kind and submitted.unit_code = expected.unit_code
         and submitted.period = expected.period
+    left join versions on versions.unit_key = expected.unit_key
 
 )
 
