@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 READER_ROLE = "bi_reader"
 MAX_ROWS = 40  # units shown in the per-unit charts (the lowest first) so that the page stays readable
 YEARS_SHOWN = 3
+TABLE_ROWS = 30  # rows of the late / missing list under the matrix
 MONTHS_SHOWN = 12
 # Vietnamese number format for every chart (1.234,5).
 VI_LOCALE = {"decimal": ",", "thousands": ".", "grouping": [3], "currency": ["", " ₫"]}
@@ -360,7 +361,8 @@ def submission_matrix(reader: Reader) -> Section:
     s.note = (f"Đơn vị × loại báo cáo: {summary}. Ma trận chỉ hiện các đơn vị trễ hạn, chưa nộp hoặc bị từ chối "
               f"({len(flagged_units)}) / Unit × kind counts as above; the matrix shows only the units late, "
               f"missing or rejected ({len(flagged_units)}).")
-    late = [r for r in rows if r["status"] in ("late", "missing", "rejected")][:200]
+    flagged = [r for r in rows if r["status"] in ("late", "missing", "rejected")]
+    late = flagged[:TABLE_ROWS]
     if late:
         body = "".join(
             f"<tr><td>{_e(r['unit_code'])}</td><td>{_e(r['unit_name'])}</td><td>{_e(r['kind'])}</td>"
@@ -369,6 +371,9 @@ def submission_matrix(reader: Reader) -> Section:
         s.extra = ("<table><tr><th>Mã / Code</th><th>Đơn vị / Unit</th><th>Loại / Kind</th><th>Kỳ / Period</th>"
                    "<th>Tình trạng / Status</th><th>Hạn / Deadline</th><th>Nộp lúc / Submitted</th></tr>"
                    f"{body}</table>")
+        if len(flagged) > len(late):
+            more = len(flagged) - len(late)
+            s.extra += f"<p class='note'>… và {more} dòng nữa / and {more} more.</p>"
     return s
 
 

@@ -167,7 +167,11 @@ def test_the_dashboard_renders_in_chromium(browser, reports: Path, which: str):
         marks = chart.locator("g.role-mark > path, g.role-mark > rect, g.role-mark > line")
         assert marks.count() > 0, i
         assert any((marks.nth(j).bounding_box() or {}).get("width", 0) > 0 for j in range(min(marks.count(), 5)))
-    assert page.locator("section.chart-section").count() == len(SECTIONS)
+    blocks = page.locator("section.chart-section")
+    assert blocks.count() == len(SECTIONS)
+    if which == "run":  # one picture per chart, easier to read than the whole page
+        for i, key in enumerate(SECTIONS):
+            blocks.nth(i).screenshot(path=str(ARTIFACTS / f"dashboard-{key}.png"))
     assert errors == [] and requests == []
     link = page.locator("a", has_text="Run report")
     target = (reports / folder / link.get_attribute("href")).resolve()
