@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import altair as alt
 import psycopg
@@ -27,6 +28,7 @@ import vl_convert
 log = logging.getLogger(__name__)
 
 READER_ROLE = "bi_reader"
+VN = ZoneInfo("Asia/Ho_Chi_Minh")  # the page's clock is the province's
 MAX_ROWS = 40  # units shown in the per-unit charts (the lowest first) so that the page stays readable
 YEARS_SHOWN = 3
 TABLE_ROWS = 30  # rows of the late / missing list under the matrix
@@ -34,7 +36,9 @@ MONTHS_SHOWN = 12
 # Vietnamese number format for every chart (1.234,5).
 VI_LOCALE = {"decimal": ",", "thousands": ".", "grouping": [3], "currency": ["", " ₫"]}
 
-BAND_COLOURS = {"TOT": "#1a9850", "KHA": "#91cf60", "TB": "#fdae61", "YEU": "#d73027"}
+# seeds/par_bands.csv codes; a province's own band gets a colour of the fallback list, best first
+BAND_COLOURS = {"TOT": "#1a9850", "KHA": "#91cf60", "TRUNG_BINH": "#fdae61", "YEU": "#d73027"}
+FALLBACK_COLOURS = ["#1a9850", "#91cf60", "#fdae61", "#f46d43", "#d73027", "#888888"]
 STATUS = {  # status -> (Vietnamese, English, colour)
     "on_time": ("Đúng hạn", "On time", "#1a9850"),
     "late": ("Trễ hạn", "Late", "#fdae61"),
@@ -42,6 +46,7 @@ STATUS = {  # status -> (Vietnamese, English, colour)
     "rejected": ("Bị từ chối", "Rejected", "#7b3294"),
     "not_yet_due": ("Chưa đến hạn", "Not yet due", "#bdbdbd"),
 }
+WORST = ["missing", "rejected", "late"]  # the statuses a leader acts on, worst first
 KIND_WORDS = {
     "dossier_stats": ("Hồ sơ một cửa", "One-stop dossiers"),
     "it_kpis": ("Ứng dụng CNTT", "IT adoption"),
@@ -83,6 +88,7 @@ class Reader:
         self.conn = psycopg.connect(dsn, autocommit=True)
         self.conn.execute(f"set role {READER_ROLE}")
         self.conn.execute("set default_transaction_read_only = on")
+        self.conn.execute("set timezone = 'Asia/Ho_Chi_Minh'")  # times on the page are the province's
 
     def rows(self, query: str, params: tuple = ()) -> list[dict]:
         cur = self.conn.execute(query, params)
@@ -107,8 +113,8 @@ def svg(chart: alt.TopLevelMixin, prefix: str) -> str:
 
 
 def _rank_change_text(change: object) -> str:
-    if change is None:
-        return "mới / new"
+    if change is None:  # not ranked the year before (a new unit, or the first year)
+        return ""
     return f"▲{change}" if change > 0 else (f"▼{-change}" if change < 0 else "=")
 
 
@@ -125,16 +131,19 @@ def par_ranking(reader: Reader) -> Section:
     if not rows:
         s.empty_reason = "rpt_par_index"
         return s
-    bands = sorted({(r["band_code"], r["band"]) for r in rows})
+    best = {}  # band -> its highest index: the legend reads best to worst
+    for r in rows:
+        best[(r["band_code"], r["band"])] = max(best.get((r["band_code"], r["band"]), 0), r["index_pct"])
+    bands = sorted(best, key=lambda b: -best[b])
     domain = [b[1] for b in bands]
-    colours = [BAND_COLOURS.get(b[0], "#888888") for b in bands]
+    colours = [BAND_COLOURS.get(code, FALLBACK_COLOURS[min(i, 5)]) for i, (code, _) in enumerate(bands)]
     s.svgs = []
     for (year, level) in dict.fromkeys((r["year"], r["level"]) for r in rows):
         data = [dict(r, label=f"{r['rank_in_province']}. {r['unit_name']}",
                      change=_rank_change_text(r["rank_change"]))
                 for r in rows if r["year"] == year and r["level"] == level]
         base = alt.Chart(alt.Data(values=data)).encode(
-            y=alt.Y("label:N", sort=alt.SortField("rank_in_province"), title=None),
+            y=alt.Y("label:N", sort=[d["label"] for d in data], title=None),  # rows come in rank order
         )
         bars = base.mark_bar().encode(
             x=alt.X("index_pct:Q", title="Chỉ số CCHC (%) / PAR index (%)", scale=alt.Scale(domain=[0, 100])),
@@ -193,7 +202,7 @@ def content_areas(reader: Reader, unit_code: str | None) -> Section:
         yOffset=alt.YOffset("who:N", sort=[name]),
         x=alt.X("pct:Q", title="Tỷ lệ điểm đạt (%) / Share of the maximum (%)", scale=alt.Scale(domain=[0, 100])),
         color=alt.Color("who:N", sort=[name], scale=alt.Scale(range=["#2c7fb8", "#bdbdbd"]),
-                        legend=alt.Legend(title=None, orient="bottom")),
+                        legend=alt.Legend(title=None, orient="bottom", labelLimit=320)),
     ).properties(width=420, height=alt.Step(11), title=f"{name} ({unit_code}), năm / year {latest}")
     s.svgs = [svg(chart, "areas")]
     s.note = (f"Đơn vị: {_e(name)}, so với trung bình các đơn vị cùng cấp / "
@@ -269,17 +278,18 @@ def it_kpis(reader: Reader) -> Section:
             r["rate"] <= r["target_pct"] if r["direction"] == "lower" else r["rate"] >= r["target_pct"])
         data.append(dict(r, kpi=f"{r['kpi_name_vi']} / {r['kpi_name_en']}",
                          status="Đạt / Met" if meets else "Chưa đạt / Not met",
-                         units_text=f"{r['units_meeting']}/{r['units']} đơn vị đạt"))
-    base = alt.Chart(alt.Data(values=data)).encode(y=alt.Y("kpi:N", sort=None, title=None,
-                                                           axis=alt.Axis(labelLimit=360)))
+                         units_text=f"{r['units_meeting']}/{r['units']} đạt / met"))
+    base = alt.Chart(alt.Data(values=data)).encode(y=alt.Y(
+        "kpi:N", sort=None, title=None,
+        axis=alt.Axis(labelExpr="split(datum.label, ' / ')", labelLimit=440)))  # Vietnamese, English below
     bars = base.mark_bar().encode(
         x=alt.X("rate:Q", title="Tỷ lệ toàn tỉnh (%) / Province rate (%)", scale=alt.Scale(domain=[0, 100])),
         color=alt.Color("status:N", scale=alt.Scale(domain=["Đạt / Met", "Chưa đạt / Not met"],
                                                     range=["#1a9850", "#d73027"]),
                         legend=alt.Legend(title=None, orient="bottom")))
     target = base.mark_tick(color="black", thickness=3, size=18).encode(x="target_pct:Q")
-    labels = base.mark_text(align="left", dx=6, fontSize=10).encode(x=alt.value(505), text="units_text:N")
-    chart = (bars + target + labels).properties(width=500, height=alt.Step(24),
+    labels = base.mark_text(align="left", dx=6, fontSize=10).encode(x=alt.value(445), text="units_text:N")
+    chart = (bars + target + labels).properties(width=440, height=alt.Step(34),
                                                 title=f"Tháng / Month {rows[0]['period']}")
     s.svgs = [svg(chart, "kpis")]
     s.note = ("Thanh: tỷ lệ chung của các đơn vị (tổng tử số / tổng mẫu số); vạch đen: chỉ tiêu mục tiêu / "
@@ -310,8 +320,10 @@ def service_index(reader: Reader) -> Section:
     order = list(dict.fromkeys(d["unit"] for d in data))
     chart = alt.Chart(alt.Data(values=data)).mark_bar().encode(
         y=alt.Y("unit:N", sort=order, title=None),
-        x=alt.X("group_score:Q", stack="zero", title="Điểm (tối đa 100) / Score (out of 100)"),
-        color=alt.Color("group:N", title="Nhóm / Group", legend=alt.Legend(orient="bottom", columns=2)),
+        x=alt.X("group_score:Q", stack="zero", title="Điểm (tối đa 100) / Score (out of 100)",
+                scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color("group:N", title="Nhóm / Group",
+                        legend=alt.Legend(orient="bottom", columns=2, labelLimit=320)),
     ).properties(width=520, height=alt.Step(14), title=f"Tháng / Month {rows[0]['period']}")
     s.svgs = [svg(chart, "s766")]
     s.note = (f"{len(order)} đơn vị có tổng điểm thấp nhất (trên {len(units)}) / "
@@ -337,7 +349,10 @@ def submission_matrix(reader: Reader) -> Section:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    flagged_units = list(dict.fromkeys(r["unit_code"] for r in rows if r["status"] in ("late", "missing", "rejected")))
+    # worst first: missing, then rejected, then late
+    flagged = sorted((r for r in rows if r["status"] in WORST),
+                     key=lambda r: (WORST.index(r["status"]), r["unit_code"]))
+    flagged_units = list(dict.fromkeys(r["unit_code"] for r in flagged))
     shown = set(flagged_units[:MAX_ROWS]) or {rows[0]["unit_code"]}
     data = []
     for r in rows:
@@ -347,9 +362,11 @@ def submission_matrix(reader: Reader) -> Section:
         kvi, ken = KIND_WORDS.get(r["kind"], (r["kind"], r["kind"]))
         data.append(dict(r, unit=f"{r['unit_name']} ({r['unit_code']})", status_text=f"{vi} / {en}",
                          kind_text=f"{kvi} {r['period']}"))
+    label = {d["unit_code"]: d["unit"] for d in data}
     chart = alt.Chart(alt.Data(values=data)).mark_rect(stroke="white").encode(
         x=alt.X("kind_text:N", title=None, axis=alt.Axis(labelAngle=0, orient="top")),
-        y=alt.Y("unit:N", title=None),
+        y=alt.Y("unit:N", title=None, sort=list(dict.fromkeys(
+            label[u] for u in flagged_units if u in label))),  # the worst first
         color=alt.Color("status_text:N", title="Tình trạng / Status",
                         scale=alt.Scale(domain=[f"{v[0]} / {v[1]}" for v in STATUS.values()],
                                         range=[v[2] for v in STATUS.values()]),
@@ -361,7 +378,6 @@ def submission_matrix(reader: Reader) -> Section:
     s.note = (f"Đơn vị × loại báo cáo: {summary}. Ma trận chỉ hiện các đơn vị trễ hạn, chưa nộp hoặc bị từ chối "
               f"({len(flagged_units)}) / Unit × kind counts as above; the matrix shows only the units late, "
               f"missing or rejected ({len(flagged_units)}).")
-    flagged = [r for r in rows if r["status"] in ("late", "missing", "rejected")]
     late = flagged[:TABLE_ROWS]
     if late:
         body = "".join(
@@ -443,7 +459,7 @@ def build_dashboard(dsn: str, path: Path, *, unit_code: str | None = None, repor
     finally:
         reader.close()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(sections, datetime.now().astimezone(), report_href), encoding="utf-8")
+    path.write_text(render(sections, datetime.now(VN), report_href), encoding="utf-8")
     return path
 
 
