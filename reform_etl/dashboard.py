@@ -365,7 +365,7 @@ def submission_matrix(reader: Reader) -> Section:
     label = {d["unit_code"]: d["unit"] for d in data}
     chart = alt.Chart(alt.Data(values=data)).mark_rect(stroke="white").encode(
         x=alt.X("kind_text:N", title=None, axis=alt.Axis(labelAngle=0, orient="top")),
-        y=alt.Y("unit:N", title=None, sort=list(dict.fromkeys(
+        y=alt.Y("unit:N", title=None, axis=alt.Axis(labelLimit=300), sort=list(dict.fromkeys(
             label[u] for u in flagged_units if u in label))),  # the worst first
         color=alt.Color("status_text:N", title="Tình trạng / Status",
                         scale=alt.Scale(domain=[f"{v[0]} / {v[1]}" for v in STATUS.values()],
@@ -381,9 +381,11 @@ def submission_matrix(reader: Reader) -> Section:
     late = flagged[:TABLE_ROWS]
     if late:
         body = "".join(
-            f"<tr><td>{_e(r['unit_code'])}</td><td>{_e(r['unit_name'])}</td><td>{_e(r['kind'])}</td>"
-            f"<td>{_e(r['period'])}</td><td>{_e(STATUS.get(r['status'], (r['status'],))[0])}</td>"
-            f"<td>{_e(r['deadline_date'])}</td><td>{_e((r['submitted_at'] or '')[:16])}</td></tr>" for r in late)
+            f"<tr><td>{_e(r['unit_code'])}</td><td>{_e(r['unit_name'])}</td>"
+            f"<td>{_e(' / '.join(KIND_WORDS.get(r['kind'], (r['kind'],))))}</td>"
+            f"<td>{_e(r['period'])}</td><td>{_e(' / '.join(STATUS.get(r['status'], (r['status'],))[:2]))}</td>"
+            f"<td>{_e(r['deadline_date'])}</td><td>{_e((r['submitted_at'] or '')[:16].replace('T', ' '))}</td></tr>"
+            for r in late)
         s.extra = ("<table><tr><th>Mã / Code</th><th>Đơn vị / Unit</th><th>Loại / Kind</th><th>Kỳ / Period</th>"
                    "<th>Tình trạng / Status</th><th>Hạn / Deadline</th><th>Nộp lúc / Submitted</th></tr>"
                    f"{body}</table>")
