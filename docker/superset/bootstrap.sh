@@ -9,6 +9,5 @@ superset db upgrade
 superset fab create-admin --username "${SUPERSET_ADMIN_USER}" --firstname Superset --lastname Admin \
     --email "${SUPERSET_ADMIN_EMAIL}" --password "${SUPERSET_ADMIN_PASSWORD}" || true  # exists after the first start
 superset init
-# tried with apache-superset 6.1.0 from PyPI against the sample warehouse: 14 datasets, re-run idempotent
 python /app/reform/register_marts.py
 exec /app/docker/entrypoints/run-server.sh
