@@ -1,10 +1,10 @@
 """reform_nightly: landing folder -> raw -> validation -> dbt marts -> run report, every night at 01:00 ICT.
 
 Thin on purpose: every task body is a function of reform_etl.orchestration, the dbt wiring lives in
-reform_etl.dag_config. Per file, load and validate run as one mapped task group, so a file that
+reform_etl.orchestration.dag_config. Per file, load and validate run as one mapped task group, so a file that
 fails never blocks the others; dbt starts once every file is done, whatever became of each.
 
-Between the gates and dbt, `decide_dbt` branches (reform_etl.orchestration.decide_dbt, recorded in
+Between the gates and dbt, `decide_dbt` branches (reform_etl.transform.decision.decide_dbt, recorded in
 audit.transform_runs): a full build (the Cosmos group, one `dbt build` task per model) when anything
 reached the registry or the seeds since the last successful full build, a refresh of the
 date-dependent models (`dbt_refresh`, one task) when only the date changed, nothing otherwise.
@@ -28,8 +28,8 @@ from airflow.sdk import (
 )
 from cosmos import DbtTaskGroup
 
-from reform_etl import dag_config
 from reform_etl import orchestration as orc
+from reform_etl.orchestration import dag_config
 
 RAW = Asset(orc.RAW_ASSET)
 SEEDS = Asset(orc.SEEDS_ASSET)

@@ -13,8 +13,8 @@ from datetime import timedelta
 from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param, task
 from cosmos import DbtTaskGroup
 
-from reform_etl import dag_config
 from reform_etl import orchestration as orc
+from reform_etl.orchestration import dag_config
 
 SEEDS = Asset(orc.SEEDS_ASSET)
 

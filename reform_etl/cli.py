@@ -58,18 +58,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from reform_etl import ingest, pipeline
+    from reform_etl import ingest, runs
 
     run_id = f"load__{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-    pipeline.start_run(run_id, triggered_by="cli load")
+    runs.start_run(run_id, triggered_by="cli load")
     landing = Path(args.landing or settings().landing).resolve()
     ingest.load_paths([Path(p) for p in args.paths], run_id=run_id, landing=landing)
     if not args.no_validate:
-        for file_id in pipeline.files_awaiting_validation():
-            pipeline.validate_file(file_id, run_id)
-        pipeline.warn_checks(run_id)
-    _summary_tables(pipeline.finish_run(run_id, report_path=None if args.no_validate else
-                                        pipeline.build_report(run_id)))
+        for file_id in runs.files_awaiting_validation():
+            runs.validate_file(file_id, run_id)
+        runs.warn_checks(run_id)
+    _summary_tables(runs.finish_run(run_id, report_path=None if args.no_validate else
+                                    runs.build_report(run_id)))
     return 0
 
 
@@ -118,7 +118,7 @@ def cmd_dsn(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from reform_etl import pipeline
+    from reform_etl import runs
     from reform_etl.warehouse import connect
 
     run_id = args.run
@@ -129,14 +129,14 @@ def cmd_report(args: argparse.Namespace) -> int:
             console.print("no run yet: start one with `reform-etl run`")
             return 1
         run_id = row[0]
-    print(pipeline.build_report(run_id))
+    print(runs.build_report(run_id))
     return 0
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from reform_etl import orchestration
+    from reform_etl.backfill import backfill
 
-    result = orchestration.backfill(args.period_from, args.period_to)
+    result = backfill(args.period_from, args.period_to)
     console.print(result)
     return 0
 

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+TIMEZONE = "Asia/Ho_Chi_Minh"  # the provinces' local time: schedules, "today", run ids
+
 
 def _repo_root() -> Path:
     env = os.environ.get("REFORM_HOME")

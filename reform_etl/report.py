@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import psycopg
 
+from reform_etl.transform.decision import DBT_WORDS
 from reform_etl.validation import rules as R
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def _collect(dsn: str, run_id: str) -> dict:
             select r.*, f.file_name from audit.validation_results r
             left join audit.submission_files f using (file_id)
             where r.run_id = %s order by r.file_id nulls last, r.result_id""", (run_id,))
-        # What dbt did in this run (reform_etl.orchestration.decide_dbt): full build, refresh or skipped.
+        # What dbt did in this run (reform_etl.transform.decision.decide_dbt): full build, refresh or skipped.
         dbt = _fetch(conn, "select mode, status, reason from audit.transform_runs where run_id = %s "
                      "order by transform_id desc limit 1", (run_id,)) if conn.execute(
             "select to_regclass('audit.transform_runs')").fetchone()[0] else []
@@ -162,14 +163,6 @@ td,th{border:1px solid #ccc;padding:3px 6px;font-size:90%;vertical-align:top}th{
 .accepted{color:#075}.rejected,.reject_file{color:#b00}.quarantine_row{color:#a50}.warn{color:#875}
 .sev{font-weight:bold}table.sample td{font-family:monospace;font-size:80%}li{margin:.4em 0}
 """
-
-
-DBT_WORDS = {
-    "full": ("Xây dựng lại toàn bộ", "full build"),
-    "refresh": ("Chỉ làm mới các bảng phụ thuộc ngày", "refresh of the date-dependent models"),
-    "skip": ("Bỏ qua", "skipped"),
-    "backfill": ("Nạp lại theo kỳ", "backfill"),
-}
 
 
 def _dbt_paragraph(dbt: dict | None) -> str:

@@ -17,7 +17,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from reform_etl import orchestration
+from reform_etl import orchestration, transform
+from reform_etl.backfill import backfill
+from reform_etl.transform import decision as dbt_decision
 
 REPO = Path(__file__).resolve().parents[1]
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
@@ -32,7 +34,7 @@ def airflow_home(tmp_path_factory) -> Path:
         os.environ["AIRFLOW_HOME"] = str(tmp_path_factory.mktemp("airflow"))
     started = time.monotonic()
     home = orchestration.prepare_airflow(Path(os.environ["AIRFLOW_HOME"]))
-    orchestration.ensure_manifest()
+    transform.ensure_manifest()
     print(f"\nAirflow home {home} ready in {time.monotonic() - started:.1f} s")
     return home
 
@@ -78,7 +80,7 @@ def test_every_dag_has_tags_owner_and_retries(dagbag):
 
 def test_nightly_shape(dagbag):
     dag = dagbag.dags["reform_nightly"]
-    from reform_etl import dag_config
+    from reform_etl.orchestration import dag_config
 
     assert dag.start_date.tzinfo is not None and dag.start_date == dag_config.START_DATE  # aware, local midnight
     assert "Ho_Chi_Minh" in str(dag.timezone)
@@ -223,9 +225,9 @@ def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, 
     no mart. A fourth run on another day (REFORM_AS_OF_DATE) refreshes only the date-dependent models.
     (Run one builds the models without their dbt tests, to save time; the second runs them all.)
     """
-    from reform_etl import ingest
+    from reform_etl.ingest import load as ingest_load
 
-    real_load = ingest._load
+    real_load = ingest_load._load
 
     def crash_on_one(conn, path, *args, **kwargs):
         if path.name == Path(CRASH_FILE).name:
@@ -233,8 +235,8 @@ def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, 
         return real_load(conn, path, *args, **kwargs)
 
     monkeypatch.setenv("WAREHOUSE_DSN", e2e_dsn)
-    monkeypatch.delenv(orchestration.AS_OF_DATE_ENV, raising=False)
-    monkeypatch.setattr(ingest, "_load", crash_on_one)
+    monkeypatch.delenv(transform.AS_OF_DATE_ENV, raising=False)
+    monkeypatch.setattr(ingest_load, "_load", crash_on_one)
     night = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)  # 01:00 on 21 Nov in Hà Nội
 
     started = time.monotonic()
@@ -261,7 +263,7 @@ def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, 
     assert files[Path(CRASH_FILE).name] == "failed"
 
     # Re-run the same night without the fault: a file reached the registry, so dbt builds in full.
-    monkeypatch.setattr(ingest, "_load", real_load)
+    monkeypatch.setattr(ingest_load, "_load", real_load)
     started = time.monotonic()
     second = orchestration.run_nightly(small_landing, logical_date=night, dsn=e2e_dsn)  # with every dbt test
     print(f"\nre-run of the night: {second.state} in {time.monotonic() - started:.1f} s\n{second.render()}")
@@ -304,8 +306,8 @@ def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, 
     assert noop_s < NOOP_ASSERT_S
 
     # The next day with nothing new: only the date-dependent models are rebuilt, in one plain task.
-    tomorrow = orchestration.local_today() + timedelta(days=1)
-    monkeypatch.setenv(orchestration.AS_OF_DATE_ENV, tomorrow.isoformat())
+    tomorrow = transform.local_today() + timedelta(days=1)
+    monkeypatch.setenv(transform.AS_OF_DATE_ENV, tomorrow.isoformat())
     started = time.monotonic()
     fourth = orchestration.run_nightly(small_landing, logical_date=night + timedelta(days=1), dsn=e2e_dsn)
     print(f"\nnext day, nothing new: {fourth.state} in {time.monotonic() - started:.1f} s\n{fourth.render()}")
@@ -364,7 +366,7 @@ def test_dbt_decision_full_refresh_or_skip():
             "decided_at": datetime(2026, 11, 20, 18, 5, tzinfo=UTC)}
 
     def choose(now=None, seeds_reloaded=False, last_full=full, last_attempt=full, missing=()):
-        return orchestration._choose({**state, **(now or {})}, seeds_reloaded, last_full, last_attempt,
+        return dbt_decision._choose({**state, **(now or {})}, seeds_reloaded, last_full, last_attempt,
                                      list(missing), "this run")
 
     assert choose() == ("skip", choose()[1]) and "same day" in choose()[1]
@@ -397,7 +399,7 @@ def test_backfill_rebuilds_the_window_from_raw(airflow_home, e2e_dsn, monkeypatc
         pytest.skip("needs the end-to-end run's warehouse")
     before = _mart_fingerprint(e2e_dsn)
     started = time.monotonic()
-    summary = orchestration.backfill("2025-01", "2025-06", dsn=e2e_dsn)
+    summary = backfill("2025-01", "2025-06", dsn=e2e_dsn)
     print(f"\nbackfill 2025-01..2025-06 in {time.monotonic() - started:.1f} s")
     assert summary["period_from"] == "2025-01" and summary["period_to"] == "2025-06"
     assert _mart_fingerprint(e2e_dsn) == before
@@ -415,7 +417,7 @@ def test_reference_data_dag_reloads_seeds_on_demand(airflow_home, e2e_dsn, monke
     assert result.state == "success"
     assert all(t.state == "success" for t in result.tasks)
     assert _rows(e2e_dsn, "select count(*) from audit.reference_data_loads")[0][0] == loads + 1
-    assert not orchestration.seeds_changed(e2e_dsn)
+    assert not transform.seeds_changed(e2e_dsn)
     # Unchanged seeds and no force: the run stops after its first, cheap task.
     again = orchestration.run_reference_data(force=False, dsn=e2e_dsn)
     states = {t.label: t.state for t in again.tasks}
@@ -423,7 +425,7 @@ def test_reference_data_dag_reloads_seeds_on_demand(airflow_home, e2e_dsn, monke
     # Reloaded seeds (`dbt seed --full-refresh` drops the views on them): the next nightly rebuilds the
     # marts in full, even though the seed files did not change (recorded like a decision of the DAG).
     built = _rows(e2e_dsn, "select count(*) from audit.transform_runs where mode = 'full' and status = 'success'")
-    decision = orchestration.decide_dbt(None, dsn=e2e_dsn)
+    decision = transform.decide_dbt(None, dsn=e2e_dsn)
     assert decision.mode == "full", decision
     if built[0][0]:  # after the end-to-end runs (otherwise: never built)
         assert "reference data" in decision.reason and "reloaded since" in decision.reason, decision

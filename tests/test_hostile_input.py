@@ -269,7 +269,7 @@ ALLOWED = {
     "reform_etl/validation/refdata.py": {"table": "audit table name from the loaders table in code",
                                          "columns": "column list from the loaders table in code"},
     "reform_etl/report.py": {"cols": "q.<column> of KIND_SPECS[kind].keys", "kind": "a KIND_SPECS key"},
-    "reform_etl/validation/__init__.py": {
+    "reform_etl/validation/verdict.py": {
         "kind": "a KIND_SPECS key (checked: `kind in KIND_SPECS`)",
         "table": "'<schema>.<kind>' built from KIND_SPECS keys in this module",
         "rows_src": "built from a KIND_SPECS key and int(file_id)",

@@ -12,7 +12,10 @@ import pytest
 from openpyxl import Workbook
 from psycopg import sql
 
-from reform_etl import canonical_lines, ingest
+from reform_etl import ingest
+from reform_etl.ingest import canonical_lines, normalise
+from reform_etl.ingest import copy as ingest_copy
+from reform_etl.ingest import load as ingest_load
 from reform_etl.kinds import KIND_SPECS, ValueType
 
 DOSSIER_VI = ["Mã đơn vị", "Kỳ báo cáo", "Mã lĩnh vực", "Kỳ trước chuyển qua", "Tiếp nhận trực tuyến",
@@ -59,8 +62,8 @@ def landing(tmp_path: Path, monkeypatch) -> Path:
 @pytest.fixture()
 def general(monkeypatch) -> list[str]:
     """The names of the files the general path (temp table, then one normalising insert) loads."""
-    names, stage = [], ingest._stage_and_normalise
-    monkeypatch.setattr(ingest, "_stage_and_normalise",
+    names, stage = [], ingest_load._stage_and_normalise
+    monkeypatch.setattr(ingest_load, "_stage_and_normalise",
                         lambda conn, path, *args: names.append(path.name) or stage(conn, path, *args))
     return names
 
@@ -255,7 +258,7 @@ def test_a_clean_csv_copied_straight_in_is_normalised_exactly_as_the_general_pat
     """All-known columns go straight into raw.<kind> and are fixed in place; an extra column sends the same
     rows through the temp-table path. Both must store the same cells, row numbers and counts, whether the
     rows the line scan could not prove canonical are looked up by number or found by a scan of the file."""
-    monkeypatch.setattr(ingest, "LOOKUP_ROWS", lookup_rows)
+    monkeypatch.setattr(normalise, "LOOKUP_ROWS", lookup_rows)
     bom = lookup_rows == 0  # other bytes than the first case's (the same bytes would load once)
     direct = write_csv(landing / "dossiers" / "direct.csv", MESSY_DOSSIERS, bom=bom)
     staged = write_csv(landing / "dossiers" / "staged.csv", [[*row, "ghi chú"] for row in MESSY_DOSSIERS], bom=bom)
@@ -326,7 +329,7 @@ def test_the_line_scan_proves_canonical_only_lines_the_normalisers_leave_unchang
             cells = {key: sql.Literal(line[key] or None) for key in columns}
             same = sql.SQL(", ").join(
                 sql.SQL("{} is not distinct from {}").format(
-                    ingest._normaliser(spec, key, cells[key], ingest._normaliser(spec, period, cells[period])),
+                    normalise._normaliser(spec, key, cells[key], normalise._normaliser(spec, period, cells[period])),
                     cells[key])
                 for key in columns)
             unchanged = db.execute(sql.SQL("select {}").format(same)).fetchone()
@@ -412,7 +415,7 @@ def test_a_large_record_file_is_copied_in_two_halves_at_once(db, landing, monkey
     connection of its own), each with FREEZE into a table made in its own transaction (else COPY refuses);
     the file's table is then partitioned by row number. The rows, their numbers and their normalised cells
     are those of the file loaded whole."""
-    monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", 1 if halves else 1 << 40)
+    monkeypatch.setattr(ingest_copy, "SPLIT_COPY_BYTES", 1 if halves else 1 << 40)
     path = write_csv(landing / "dossiers" / f"large_{halves}.csv", _records(f"H{halves:d}-"))
     [result] = load(landing, path)
     assert result.status == "loaded" and result.rows_loaded == 40
@@ -453,7 +456,7 @@ def test_a_clean_export_ending_in_blank_lines_is_still_copied_straight_in(db, la
                                                                        general):
     """COPY refuses an empty line; the blank lines that end an export (common) are left out of the COPY
     rather than sending the whole file down the general path (eleven times slower at 1M records)."""
-    monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", 1 if halves else 1 << 40)
+    monkeypatch.setattr(ingest_copy, "SPLIT_COPY_BYTES", 1 if halves else 1 << 40)
     path = write_csv(landing / "dossiers" / f"trailing_{halves}.csv", _records(f"T{halves:d}-"))
     path.write_bytes(path.read_bytes() + b"\r\n\r\n")  # (csv's lines end in \r\n)
     [result] = load(landing, path)
@@ -472,7 +475,7 @@ def test_a_clean_export_ending_in_blank_lines_is_still_copied_straight_in(db, la
 def test_a_halved_copy_that_fails_in_either_half_loads_the_file_the_general_way(db, landing, monkeypatch, broken):
     """A ragged line in one half: COPY cannot take the file byte for byte; neither half is kept (the second,
     committed on its own connection, is dropped) and the general path loads every row."""
-    monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", 1)
+    monkeypatch.setattr(ingest_copy, "SPLIT_COPY_BYTES", 1)
     rows = _records(f"B{broken}-")
     rows[5 if broken == "first" else 35] += ["extra cell"]  # one cell more than the header: ragged
     path = write_csv(landing / "dossiers" / f"ragged_{broken}.csv", rows)
@@ -487,20 +490,20 @@ def test_a_halved_copy_that_fails_in_either_half_loads_the_file_the_general_way(
 def test_a_second_half_left_by_a_failed_load_is_dropped_by_the_next_load(db, landing, monkeypatch):
     """The second half is committed on its own connection: when the loading transaction then fails (a crash
     here), it is left unattached, and the next load of the kind (COPYed whole or in halves) drops it."""
-    monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", 1)
+    monkeypatch.setattr(ingest_copy, "SPLIT_COPY_BYTES", 1)
 
     def crash(*_args):
         raise RuntimeError("injected crash before the halves are attached")
 
-    attach_halves = ingest.attach_halves
-    monkeypatch.setattr(ingest, "attach_halves", crash)
+    attach_halves = ingest_copy.attach_halves
+    monkeypatch.setattr(ingest_copy, "attach_halves", crash)
     first = write_csv(landing / "dossiers" / "crash.csv", _records("C-"))
     with pytest.raises(RuntimeError, match="injected crash"):
         load(landing, first)
     orphans = "select relname from pg_class where relname ~ '^dossiers__file_[0-9]+__half_2$' and not relispartition"
     assert len(db.execute(orphans).fetchall()) == 1
-    monkeypatch.setattr(ingest, "attach_halves", attach_halves)
-    monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", 1 << 40)  # the next load, even of a small file
+    monkeypatch.setattr(ingest_copy, "attach_halves", attach_halves)
+    monkeypatch.setattr(ingest_copy, "SPLIT_COPY_BYTES", 1 << 40)  # the next load, even of a small file
     [again] = load(landing, write_csv(landing / "dossiers" / "after_crash.csv", _records("A-")))
     assert again.status == "loaded"
     assert db.execute(orphans).fetchall() == []
@@ -538,7 +541,7 @@ def test_a_code_too_long_for_an_index_rejects_the_file_and_names_its_place(db, l
     """A key cell of thousands of characters is no code (a b-tree could not hold it): the file is rejected with
     the row and the column, whichever way it was loaded."""
     if case == "record-file-scanned":
-        monkeypatch.setattr(ingest, "LOOKUP_ROWS", 0)
+        monkeypatch.setattr(normalise, "LOOKUP_ROWS", 0)
     if case.startswith("record"):
         rows = [row[:] for row in CLEAN_DOSSIERS]
         rows[1][0], rows[2][0] = case, "D" * 5000  # the bytes differ from case to case (else: a duplicate)

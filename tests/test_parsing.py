@@ -10,9 +10,9 @@ from datetime import date, datetime
 
 import pytest
 
+from reform_etl.ingest.parsing import cell_text, fold, nfc
+from reform_etl.ingest.readers import header_aliases
 from reform_etl.kinds import KIND_SPECS
-from reform_etl.parsing import cell_text, fold, nfc
-from reform_etl.readers import header_aliases
 
 
 @pytest.fixture()

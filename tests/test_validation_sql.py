@@ -47,7 +47,7 @@ def test_the_loaders_scan_proves_valid_exactly_the_date_cells_is_date_cell_accep
     hour and minute, at seconds 00, 59, 60 and 99, and every second."""
     import re2
 
-    from reform_etl.canonical_lines import VALID_DATE
+    from reform_etl.ingest.canonical_lines import VALID_DATE
 
     values = [f"{y:04d}-{md}" for y in range(10000) for md in ("01-01", "02-28", "02-29", "02-30", "12-31")]
     values += [f"{y:04d}-{m:02d}-{d:02d}" for y in (0, 1, 4, 100, 400, 1900, 2000, 2024, 2025, 2100, 9999)
@@ -150,16 +150,17 @@ def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db
 
     from reform_etl import ingest
     from reform_etl import validation as V
-    from reform_etl.validation import refdata
+    from reform_etl.ingest import copy as ingest_copy
+    from reform_etl.validation import refdata, verdict
 
     refdata.ensure_loaded(warehouse_dsn)
     db.execute("insert into audit.ref_units (unit_code, unit_name, level, valid_from, source) "
                "values ('99991', 'Xã giữa tháng', 'commune', '2026-09-15', 'test') on conflict do nothing")
 
     monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
-    monkeypatch.setattr(V, "MANY_FAILING", many_failing)
-    monkeypatch.setattr(V, "IN_PLACE_DISTINCT_SHARE", in_place_share)
-    monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", split_bytes)
+    monkeypatch.setattr(verdict, "MANY_FAILING", many_failing)
+    monkeypatch.setattr(verdict, "IN_PLACE_DISTINCT_SHARE", in_place_share)
+    monkeypatch.setattr(ingest_copy, "SPLIT_COPY_BYTES", split_bytes)
     landing = tmp_path / "landing"
     (landing / "dossiers").mkdir(parents=True)
     unit = "07900"  # Phường Việt Trì, a 2025 commune
@@ -208,13 +209,14 @@ def test_a_file_whose_every_date_the_loader_proved_valid_gets_the_same_verdict(d
     date) leaves the file unproven, tested as any other. The verdict is the same either way."""
     from reform_etl import ingest
     from reform_etl import validation as V
+    from reform_etl.ingest import copy as ingest_copy
     from reform_etl.validation import refdata
 
     refdata.ensure_loaded(warehouse_dsn)
     db.execute("insert into audit.ref_units (unit_code, unit_name, level, valid_from, source) "
                "values ('99991', 'Xã giữa tháng', 'commune', '2026-09-15', 'test') on conflict do nothing")
     monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
-    monkeypatch.setattr(ingest, "SPLIT_COPY_BYTES", split_bytes)
+    monkeypatch.setattr(ingest_copy, "SPLIT_COPY_BYTES", split_bytes)
     landing = tmp_path / "landing"
     (landing / "dossiers").mkdir(parents=True)
     lines = ["dossier_id,unit_code,field_code,procedure_code,channel,received_at,due_at,completed_at,status,satisfied",

@@ -99,7 +99,7 @@ YEAR_RE = "^[12][0-9][0-9][0-9]$"
 
 def v(col: str, alias: str = "r") -> str:
     """The cell, blank as null: as raw holds it (both load paths trim every cell and store a blank one
-    as null, ingest._normaliser), so no trimming per row here; a row rule costs a scan of the file."""
+    as null, ingest.normalise._normaliser), so no trimming per row here; a row rule costs a scan of the file."""
     return f"{alias}.{col}"
 
 

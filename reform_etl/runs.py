@@ -1,4 +1,4 @@
-"""The steps of the nightly pipeline, as plain functions: the DAG tasks and the CLI call these.
+"""Pipeline run records (audit.pipeline_runs) and the steps of a run as plain functions the tasks and CLI call.
 
 Each step takes ids and paths (not objects) so that Airflow can map and retry it, and each is
 idempotent: running a step again for the same run changes nothing it already did.
@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from reform_etl import ingest
 from reform_etl.config import settings
+from reform_etl.transform.decision import transform_summary
 from reform_etl.warehouse import connect
 from reform_etl.warehouse import dsn as warehouse_dsn
 
@@ -103,8 +104,6 @@ def run_summary(run_id: str) -> dict:
 
 
 def finish_run(run_id: str, status: str = "success", error: str | None = None, report_path: str | None = None) -> dict:
-    from reform_etl.orchestration import transform_summary
-
     summary = run_summary(run_id)
     summary["report"] = report_path
     summary["dsn"] = warehouse_dsn()

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reform_etl.ingest.parsing import Cell, cell_text, fold
 from reform_etl.kinds import KIND_SPECS, KindSpec
-from reform_etl.parsing import Cell, cell_text, fold
 
 HEADER_SCAN_ROWS = 30
 CSV_SNIFF_BYTES = 64 * 1024

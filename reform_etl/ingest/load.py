@@ -1,0 +1,192 @@
+"""Loading one file: register it, put its rows in raw.<kind> in one transaction, archive it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from reform_etl.config import settings
+from reform_etl.ingest.copy import FileBytes, _copy_into_raw, _direct, _stream_csv_body, read_bytes
+from reform_etl.ingest.discover import discover, kind_of
+from reform_etl.ingest.normalise import _check_key_lengths, _normalise_into_raw
+from reform_etl.ingest.parsing import cell_text
+from reform_etl.ingest.readers import FileRejected, Table, open_table
+from reform_etl.ingest.registry import (
+    FileResult,
+    _archiving,
+    _earlier,
+    _insert_file,
+    _register_failed,
+    _register_rejected,
+)
+from reform_etl.kinds import KIND_SPECS, KindSpec
+from reform_etl.warehouse import (
+    attach_file_table,
+    connect,
+    file_table,
+    file_table_ddl,
+    prefer_parallel,
+)
+from reform_etl.warehouse import dsn as warehouse_dsn
+
+
+def load_paths(paths: Iterable[Path], run_id: str | None = None, landing: Path | None = None,
+               dsn: str | None = None) -> list[FileResult]:
+    """Load every file under the given paths (files or folders); one bad file never stops the others."""
+    landing = (landing or settings().landing).resolve()
+    dsn = dsn or warehouse_dsn()
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir() and path.resolve() == landing:
+            files.extend(discover(path, dsn))  # only what is new, in arrival order
+        elif path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        else:
+            files.append(path)
+    return [load_file(p, run_id=run_id, landing=landing, dsn=dsn) for p in files]
+
+
+def load_file(path: Path, run_id: str | None = None, landing: Path | None = None, dsn: str | None = None,
+              archive: Path | None = None) -> FileResult:
+    """Register and load one file; data problems come back as a result, pipeline problems raise."""
+    cfg = settings()
+    landing = (landing or cfg.landing).resolve()
+    archive = archive or cfg.archive
+    dsn = dsn or warehouse_dsn()
+    resolved = Path(os.path.abspath(path))
+    try:
+        resolved.relative_to(landing)
+    except ValueError:
+        # Never read a file outside the landing folder: register the attempt by its path alone.
+        return _register_rejected(dsn, resolved, None, run_id, "bad_path",
+                                  f"path is outside the landing folder {landing} (đường dẫn nằm ngoài thư mục nhận)",
+                                  hashlib.sha256(str(resolved).encode()).hexdigest(), readable=False)
+    if not resolved.is_file():
+        return _register_rejected(dsn, resolved, None, run_id, "unreadable", "file not found (không tìm thấy tệp)",
+                                  hashlib.sha256(str(resolved).encode()).hexdigest(), readable=False)
+    kind = kind_of(resolved, landing)
+    facts = read_bytes(resolved)
+    digest = facts.sha256
+    with connect(dsn) as conn:
+        # Serialise on the content: two loaders given the same bytes load them once.
+        conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (digest,))
+        earlier = _earlier(conn, digest, resolved)
+        if earlier:
+            conn.commit()
+            return earlier
+        if kind is None:
+            conn.rollback()
+            folder = resolved.relative_to(landing).parts[0] if len(resolved.relative_to(landing).parts) > 1 else "."
+            return _register_rejected(
+                dsn, resolved, None, run_id, "wrong_kind",
+                f"folder '{folder}' is not a submission kind; use one of {', '.join(KIND_SPECS)} "
+                "(sai thư mục loại dữ liệu)",
+                digest)
+        try:
+            result = _load(conn, resolved, kind, facts, run_id, archive, dsn)
+            conn.commit()
+            return result
+        except FileRejected as rejected:
+            conn.rollback()
+            return _register_rejected(dsn, resolved, kind, run_id, rejected.code, rejected.message, digest)
+        except psycopg.OperationalError:
+            raise  # connection trouble: transient, the caller retries
+        except Exception as exc:
+            conn.rollback()
+            _register_failed(dsn, resolved, kind, run_id, digest, exc)
+            raise
+
+
+def _load(conn: psycopg.Connection, path: Path, kind: str, facts: FileBytes, run_id: str | None,
+          archive: Path, dsn: str) -> FileResult:
+    """Put the file's cells in raw.<kind>, normalised, in the caller's transaction.
+
+    A clean CSV whose every column is a known one is COPYed straight into raw.<kind> and only its
+    rows that are not already canonical are rewritten (one write of each row: the machine's
+    ceiling). Other files are staged as text in a temp table and normalised into raw.<kind> in one
+    statement: Excel, CSVs COPY cannot take byte for byte (ragged rows, NUL, quoted line breaks)
+    and CSVs with extra columns. A kind held by file gets a new table for the file's rows, attached
+    as raw.<kind>'s partition once they are in (a large one is COPYed as two halves at once, the second
+    on a connection of its own to `dsn`: _copy_into_raw).
+    """
+    spec = KIND_SPECS[kind]
+    file_id = _insert_file(conn, path, kind, facts.sha256, run_id, "loaded")
+    with _archiving(path, facts.sha256, archive) as archiving:
+        rows, table, proven = _load_rows(conn, path, spec, file_id, facts, dsn)
+        archived, _ = archiving.result()
+    conn.execute(
+        "update audit.submission_files set rows_total = %s, rows_loaded = %s, sheet_name = %s, header_row = %s, "
+        "header_mapping = %s, archived_path = %s, has_proven_dates = %s, loaded_at = now() where file_id = %s",
+        (rows, rows, table.sheet_name, table.header_row, Jsonb(table.source_headers), str(archived), proven, file_id),
+    )
+    return FileResult(file_id, str(path), kind, "loaded", rows, rows)
+
+
+def _load_rows(conn: psycopg.Connection, path: Path, spec: KindSpec, file_id: int, facts: FileBytes, dsn: str
+               ) -> tuple[int, Table, bool]:
+    """The file's rows in raw.<kind> (or its own table, attached), with their registry partitions; and whether
+    the line scan proved every line canonical (so every date cell a real day: canonical_lines)."""
+    kind = spec.name
+    target = file_table(kind, file_id) if spec.by_file else sql.Identifier("raw", kind)
+    opened = open_table(path, kind)
+    try:
+        table = opened.table
+        copied = _copy_into_raw(conn, path, spec, table, file_id, target, facts, dsn) if _direct(table) else None
+        if copied is not None:
+            rows, proven = copied
+        else:
+            if spec.by_file:
+                conn.execute(file_table_ddl(kind, file_id))
+            rows, proven = _stage_and_normalise(conn, path, spec, table, file_id, target, facts), False
+    finally:
+        opened.close()
+    if rows == 0:
+        raise FileRejected("empty", "the file has a header but no data rows (tệp chỉ có dòng tiêu đề)")
+    width = 4 if spec.yearly else 7
+    # Counted by a SELECT, which Postgres may spread over its parallel workers (an INSERT runs alone). A
+    # file's own table is read whole: a filter on its one file id would only mislead the row estimate.
+    prefer_parallel(conn)
+    of_file = sql.SQL("true") if spec.by_file else sql.SQL("_file_id = {}").format(sql.Literal(file_id))
+    partitions = conn.execute(
+        sql.SQL("select coalesce(unit_code, ''), coalesce(left({period}, %s), ''), count(*) "
+                "from {target} where {of_file} group by 1, 2").format(
+            period=sql.Identifier(spec.period_column), target=target, of_file=of_file),
+        (width,)).fetchall()
+    conn.execute(
+        "insert into audit.submission_partitions (file_id, kind, unit_code, period, row_count) "
+        "select %s, %s, * from unnest(%s::text[], %s::text[], %s::bigint[])",
+        (file_id, kind, *(list(column) for column in zip(*partitions, strict=True))))
+    if spec.by_file:
+        conn.execute(attach_file_table(kind, file_id))
+    return rows, table, proven
+
+
+def _stage_and_normalise(conn: psycopg.Connection, path: Path, spec: KindSpec, table: Table, file_id: int,
+                         target: sql.Identifier, facts: FileBytes) -> int:
+    """The general path: cells as text into a temp table, then one normalising insert into `target`
+    (raw.<kind>, or the file's table)."""
+    sources = [sql.Identifier(f"s{i}") for i in range(table.width)]
+    conn.execute(sql.SQL(
+        "create temp table _landing (_seq bigint generated always as identity, _row_number integer, {}) "
+        "on commit drop").format(sql.SQL(", ").join(sql.SQL("{} text").format(c) for c in sources)))
+    streamed = table.csv_delimiter is not None and _stream_csv_body(conn, table, sql.SQL("_landing ({})").format(
+        sql.SQL(", ").join(sources)), path, facts) is not None
+    if not streamed:
+        with conn.cursor().copy(sql.SQL("copy _landing (_row_number, {}) from stdin").format(
+                sql.SQL(", ").join(sources))) as copy:
+            for row_number, cells in table.rows:
+                texts = [cell_text(c) for c in cells[: table.width]]
+                copy.write_row([row_number, *texts, *[None] * (table.width - len(texts))])
+    index_of = {key: index for index, key in table.mapping.items()}
+    _check_key_lengths(conn, spec, table, sql.SQL("_landing"),
+                       sql.SQL("coalesce(_row_number, _seq - (select min(_seq) from _landing) + {})").format(
+                           sql.Literal(table.header_row + 1)),
+                       lambda key: sql.Identifier(f"s{index_of[key]}"), sql.SQL("_seq"))
+    columns = [key for key in spec.keys if key in table.mapping.values()]
+    return conn.execute(_normalise_into_raw(spec, table, columns, target), (file_id, table.header_row + 1)).rowcount
