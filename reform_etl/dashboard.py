@@ -229,7 +229,9 @@ def on_time_heatmap(reader: Reader) -> Section:
                round(100.0 * m.in_time / nullif(m.total, 0), 1) as rate,
                avg(100.0 * m.in_time / nullif(m.total, 0)) over (partition by m.unit_code) as mean_rate
         from unit_month m
-        left join marts.dim_unit u on u.unit_code = m.unit_code and u.is_current
+        left join lateral (  -- the unit's latest version: a legacy district keeps its name
+            select d.unit_name from marts.dim_unit d where d.unit_code = m.unit_code
+            order by d.valid_to desc limit 1) u on true
         order by mean_rate, m.unit_code, m.period""", (MONTHS_SHOWN,))
     if not rows:
         s.empty_reason = "fct_dossier_throughput"
