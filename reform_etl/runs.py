@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 from reform_etl import ingest
 from reform_etl.config import settings
 from reform_etl.transform.decision import transform_summary
-from reform_etl.warehouse import connect
+from reform_etl.warehouse import connect, redacted
 from reform_etl.warehouse import dsn as warehouse_dsn
 
 
@@ -106,7 +106,7 @@ def run_summary(run_id: str) -> dict:
 def finish_run(run_id: str, status: str = "success", error: str | None = None, report_path: str | None = None) -> dict:
     summary = run_summary(run_id)
     summary["report"] = report_path
-    summary["dsn"] = warehouse_dsn()
+    summary["dsn"] = redacted(warehouse_dsn())  # the auditor reads this table: no password in it
     summary["dbt"] = transform_summary(run_id)  # full build / refresh / skipped, and why
     with connect() as conn:
         conn.execute(

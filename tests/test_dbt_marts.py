@@ -600,7 +600,7 @@ def test_unit_scoped_role_sees_only_its_units_rows(built, monkeypatch):
 
     monkeypatch.setenv("WAREHOUSE_DSN", built["dsn"])
     unit = built["districts"][0]
-    access.grant_unit("analyst_rls_test", unit, dsn=built["dsn"])
+    access.grant_unit("analyst_rls_test", unit, dsn=built["dsn"], nologin=True)  # reached by SET ROLE
     with psycopg.connect(built["dsn"], autocommit=True) as conn:
         everyone = conn.execute("select count(*), count(distinct unit_code) from marts.rpt_par_index").fetchone()
         conn.execute("set role analyst_rls_test")
