@@ -25,6 +25,8 @@ import altair as alt
 import psycopg
 import vl_convert
 
+from reform_etl import warehouse
+
 log = logging.getLogger(__name__)
 
 READER_ROLE = "bi_reader"
@@ -82,10 +84,17 @@ def _plain(value: object) -> object:
 
 
 class Reader:
-    """Queries `marts` as bi_reader on one read-only session; a failed query fails only its section."""
+    """Queries `marts` as bi_reader on one read-only session; a failed query fails only its section.
+
+    Logs in as bi_reader with its password (`warehouse.role_dsn`); where that role has no password
+    known here, connects with `dsn` and does `SET ROLE bi_reader`: either way only bi_reader's grants
+    are used. Raises psycopg errors when neither works."""
 
     def __init__(self, dsn: str):
-        self.conn = psycopg.connect(dsn, autocommit=True)
+        try:
+            self.conn = psycopg.connect(warehouse.role_dsn(READER_ROLE, dsn), autocommit=True)
+        except LookupError:
+            self.conn = psycopg.connect(dsn, autocommit=True)
         self.conn.execute(f"set role {READER_ROLE}")
         self.conn.execute("set default_transaction_read_only = on")
         self.conn.execute("set timezone = 'Asia/Ho_Chi_Minh'")  # times on the page are the province's

@@ -117,6 +117,16 @@ def test_the_page_is_read_with_bi_readers_grants(built, tmp_path: Path):  # noqa
     assert data_marks(sections(page)["kpis"]) > 0
 
 
+def test_the_page_reads_as_bi_reader_who_logs_in_and_cannot_write(built):  # noqa: F811
+    reader = dashboard.Reader(built["dsn"])
+    try:
+        assert reader.rows("select session_user as s, current_user as c")[0] == {"s": "bi_reader", "c": "bi_reader"}
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            reader.rows("delete from marts.dim_kpi")
+    finally:
+        reader.close()
+
+
 def test_a_warehouse_without_marts_still_gets_a_page(make_database, tmp_path: Path):
     page = dashboard.build_dashboard(make_database("nomarts"), tmp_path / "d.html").read_text(encoding="utf-8")
     assert page.count("class='empty'") == len(SECTIONS)
