@@ -314,7 +314,7 @@ def service_index(reader: Reader) -> Section:
     rows = reader.rows("""
         with latest as (select max(period) as period from marts.rpt_service_index where period like '____-__')
         select r.unit_code, coalesce(max(u.unit_name), r.unit_code) as unit_name, r.period,
-               r.group_code, max(r.group_name) as group_name,
+               r.group_code, max(r.group_name) as group_name, max(r.group_name_en) as group_name_en,
                max(r.group_score) as group_score, max(r.total_score) as total_score
         from marts.rpt_service_index r
         left join marts.dim_unit u on u.unit_key = r.unit_key
@@ -326,7 +326,7 @@ def service_index(reader: Reader) -> Section:
         return s
     units = list(dict.fromkeys(r["unit_code"] for r in rows))
     shown = set(units[:MAX_ROWS])
-    data = [dict(r, unit=f"{r['unit_name']} ({r['unit_code']})", group=f"{r['group_code']} {r['group_name']}")
+    data = [dict(r, unit=f"{r['unit_name']} ({r['unit_code']})", group=f"{r['group_name']} / {r['group_name_en']}")
             for r in rows if r["unit_code"] in shown]
     order = list(dict.fromkeys(d["unit"] for d in data))
     chart = alt.Chart(alt.Data(values=data)).mark_bar().encode(

@@ -10,13 +10,17 @@ curated catalogues below change, and commit the diff.
   Legacy wards (10,000+ rows) are left out: no submission is ever made by a legacy ward.
   A legacy district's successor is the 2025 province that absorbed its province (districts
   were abolished, not merged into one commune, so no single commune succeeds them).
+* `portal_units.csv` — communes' People's Committees by the electronic id the national portal
+  uses (H44.125), matched by name to the 2025 communes (from the portal reference files).
 * `departments.csv` — provincial departments (sở, ban), identified by their electronic id
   (mã định danh điện tử), from the PROVINCE-level rows of the portal reference file.
 * `par_frameworks.csv` / `par_criteria.csv` / `par_bands.csv` — a sample district PAR
   framework (7 content areas, 40 criteria, 80 sub-criteria, 100 points, 30 by survey) and
   the default bands; a province replaces them with its own by editing the seeds.
-* `fields.csv`, `kpis.csv`, `service_index_metrics.csv` — one-stop fields, IT KPIs and the
-  Decision 766 metric rules.
+* `fields.csv`, `kpis.csv` — one-stop fields and IT KPIs.
+* `service_index_metrics.csv`, `service_index_groups.csv` — the Decision 766 catalogue as the
+  national portal scores it (SPEC §2): metrics with group, max, full-score ratio, score when
+  the denominator is 0, scored / province-wide flags; groups with their max.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import unicodedata
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
 from vietnamadminunits.database import query
 
+from reform_etl import units
 from reform_etl.config import settings
 from reform_etl.units import REFORM_DATE
 
@@ -183,6 +189,58 @@ def department_rows(reference_dir: Path | None = None) -> list[dict[str, str]]:
                 }
             )
     rows.sort(key=lambda r: (r["province_code"], [int(p) if p.isdigit() else p for p in r["unit_code"].split(".")]))
+    return rows
+
+
+PORTAL_METRICS_FILE = "portal766_metrics_phutho_2026.csv"
+PORTAL_EXPORTS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "portal766"
+
+
+def portal_name_key(name: str) -> str:
+    """A portal unit name as the registry spells it, for matching: "UBND xã Lâm Thao - Tỉnh Phú Thọ" and
+    "UBND Phường Việt Trì" -> "xã lâm thao", "phường việt trì" (NFC, lower case, accents kept)."""
+    text = unicodedata.normalize("NFC", name).split(" - ")[0].strip()
+    for prefix in ("UBND ", "Ủy ban nhân dân ", "Uỷ ban nhân dân "):
+        if text.lower().startswith(prefix.lower()):
+            text = text[len(prefix):]
+    return " ".join(text.lower().split())
+
+
+def portal_unit_rows(reference_dir: Path | None = None) -> list[dict[str, str]]:
+    """The province and its communes' People's Committees as the national portal names them (electronic id, e.g.
+    H44.125), matched by name to the 2025 communes of `vietnamadminunits`; raises ValueError naming any name that
+    matches no commune, or more than one."""
+    folder = reference_dir or shared_reference_dir()
+    named: dict[str, str] = {}
+    for file in (PORTAL_FILE, PORTAL_METRICS_FILE):
+        path = folder / file
+        if not path.is_file():
+            continue
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            for r in csv.DictReader(fh):
+                if r["portal_level"] == "COMMUNE":
+                    named.setdefault(r["portal_code"], r["unit_name"])
+    # The portal's own responses (captures kept as test fixtures) name further communes by code and name.
+    for path in sorted([*folder.glob("*.json"), *PORTAL_EXPORTS.glob("*.json")]):
+        data = json.loads(path.read_text(encoding="utf-8")).get("data") or {}
+        for node in [*(data.get("children") or []), *(data.get("evaluation") or [])]:
+            if node.get("departmentCode") and (node.get("level") or node.get("departmentLevel")) == "COMMUNE":
+                named.setdefault(node["departmentCode"], node["departmentName"])
+    # The province itself: the portal names it by its prefix (H44), the warehouse by its GSO code.
+    rows = [{"province_code": code, "portal_code": prefix, "portal_name": units.province_name(code, legacy=False),
+             "unit_code": code, "unit_name": units.province_name(code, legacy=False),
+             "valid_from": REFORM_DATE.isoformat(), "valid_to": END_OF_TIME}
+            for prefix, code in PORTAL_PROVINCES.items()]
+    for portal_code, portal_name in named.items():
+        province_code = PORTAL_PROVINCES[portal_code.split(".")[0]]
+        matches = [u for u in units.communes_2025(province_code) if portal_name_key(portal_name) ==
+                   " ".join(f"{u.unit_type} {u.name.removeprefix(u.unit_type).strip()}".lower().split())]
+        if len(matches) != 1:
+            raise ValueError(f"portal unit {portal_code} {portal_name!r} matches {len(matches)} communes")
+        rows.append({"province_code": province_code, "portal_code": portal_code, "portal_name": portal_name,
+                     "unit_code": matches[0].code, "unit_name": matches[0].name,
+                     "valid_from": REFORM_DATE.isoformat(), "valid_to": END_OF_TIME})
+    rows.sort(key=lambda r: (r["province_code"], [int(p) if p.isdigit() else p for p in r["portal_code"].split(".")]))
     return rows
 
 
@@ -521,130 +579,71 @@ KPIS = (
     ),
 )
 
-# Decision 766/QĐ-TTg groups (weights 18/20/12/10/22/18). source dossier_stats measures:
-#   progress = (early + on time + pending in time) / received total; online_share = online / received this period.
-# score = max_score x min(1, ratio / full_score_ratio_pct); when the denominator is 0: score_when_no_denominator.
+# Decision 766/QĐ-TTg, as the national portal computes it (SPEC §2): six groups out of 100.
+# (group_code, max, name_vi, name_en, published_only)
+GROUPS = (
+    ("TRANSPARENCY", 18, "Công khai, minh bạch", "Transparency", False),
+    ("PROGRESS", 20, "Tiến độ giải quyết", "Progress", False),
+    ("ONLINE_SERVICE", 12, "Dịch vụ công trực tuyến", "Online public services", True),
+    ("ONLINE_PAYMENT", 10, "Thanh toán trực tuyến", "Online payment", False),
+    ("DIGITISATION", 22, "Số hóa hồ sơ", "Digitisation", False),
+    ("SATISFACTION", 18, "Mức độ hài lòng", "Satisfaction", False),
+)
+
+# Every metric: score = max x min(1, (n / d) / full ratio), rounded half-up to 2 decimals; when the
+# denominator is 0 or blank: score_when_no_denominator. Province-wide metrics are published once for
+# the province and count for every unit of it. `score_method` published: the portal's score is taken
+# (online services cannot be recomputed from what the portal publishes). `dossier_stats_measure`: the
+# II.06a measure used when no portal counts are submitted for the unit and period.
+# (metric, group, max, full ratio %, score with no denominator, province-wide, method, II.06a measure, vi, en)
 METRICS = (
-    (
-        "CONG_KHAI",
-        "TRANSPARENCY",
-        "Công khai, minh bạch",
-        "Transparency",
-        "Công khai TTHC",
-        "Procedures published",
-        10,
-        "it_kpis",
-        "CONG_KHAI_TTHC",
-        100,
-    ),
-    (
-        "DONG_BO",
-        "TRANSPARENCY",
-        "Công khai, minh bạch",
-        "Transparency",
-        "Đồng bộ hồ sơ lên Cổng DVCQG",
-        "Dossiers synchronised to the national portal",
-        8,
-        "it_kpis",
-        "DONG_BO_HS",
-        100,
-    ),
-    (
-        "TIEN_DO",
-        "PROGRESS",
-        "Tiến độ giải quyết",
-        "Progress",
-        "Hồ sơ giải quyết, đang giải quyết đúng hạn",
-        "Dossiers finished early or on time, or pending within deadline, over received",
-        20,
-        "dossier_stats",
-        "progress",
-        100,
-    ),
-    (
-        "DVC_TOAN_TRINH",
-        "ONLINE_SERVICE",
-        "Dịch vụ công trực tuyến",
-        "Online public services",
-        "Cung cấp dịch vụ công trực tuyến toàn trình",
-        "Procedures offered fully online",
-        4,
-        "it_kpis",
-        "DVC_TOAN_TRINH",
-        100,
-    ),
-    (
-        "HS_TRUC_TUYEN",
-        "ONLINE_SERVICE",
-        "Dịch vụ công trực tuyến",
-        "Online public services",
-        "Hồ sơ tiếp nhận trực tuyến",
-        "Dossiers received online",
-        8,
-        "dossier_stats",
-        "online_share",
-        100,
-    ),
-    (
-        "THANH_TOAN",
-        "ONLINE_PAYMENT",
-        "Thanh toán trực tuyến",
-        "Online payment",
-        "Hồ sơ thanh toán trực tuyến",
-        "Dossiers paid online",
-        10,
-        "it_kpis",
-        "THANH_TOAN_TT",
-        100,
-    ),
-    (
-        "SO_HOA",
-        "DIGITISATION",
-        "Số hóa hồ sơ",
-        "Digitisation",
-        "Số hóa hồ sơ, kết quả",
-        "Dossiers digitised",
-        10,
-        "it_kpis",
-        "HS_SO_HOA",
-        100,
-    ),
-    (
-        "KQ_DIEN_TU",
-        "DIGITISATION",
-        "Số hóa hồ sơ",
-        "Digitisation",
-        "Cấp kết quả điện tử",
-        "Results issued electronically",
-        12,
-        "it_kpis",
-        "KQ_DIEN_TU",
-        100,
-    ),
-    (
-        "HAI_LONG_HS",
-        "SATISFACTION",
-        "Mức độ hài lòng",
-        "Satisfaction",
-        "Hài lòng về giải quyết hồ sơ",
-        "Satisfaction with dossier handling (full at 90 %)",
-        6,
-        "it_kpis",
-        "HAI_LONG",
-        90,
-    ),
-    (
-        "HAI_LONG_DVC",
-        "SATISFACTION",
-        "Mức độ hài lòng",
-        "Satisfaction",
-        "Hài lòng về dịch vụ công trực tuyến",
-        "Satisfaction with online public services",
-        12,
-        "it_kpis",
-        "HAI_LONG_DVC",
-        90,
-    ),
+    ("PUBLISH_ON_TIME", "TRANSPARENCY", 6, 100, 0, True, "ratio", "",
+     "Công bố, công khai TTHC đúng hạn", "Procedures announced and published on time"),
+    ("PUBLIC_UPDATE_ON_TIME", "TRANSPARENCY", 4, 100, 0, True, "ratio", "",
+     "Cập nhật, công khai TTHC đúng hạn trên Cổng DVCQG", "Procedures updated on the national portal on time"),
+    ("PUBLIC_CONTENT_FULL", "TRANSPARENCY", 2, 100, 0, True, "ratio", "",
+     "Công khai đầy đủ nội dung TTHC", "Procedures published with their full content"),
+    ("DOSSIER_SYNC", "TRANSPARENCY", 6, 100, 0, False, "ratio", "",
+     "Hồ sơ được đồng bộ lên Cổng DVCQG", "Dossiers synchronised to the national portal"),
+    ("PROGRESS_ON_TIME", "PROGRESS", 20, 100, 0, False, "ratio", "progress",
+     "Hồ sơ giải quyết trước hạn, đúng hạn và đang giải quyết trong hạn trên tổng hồ sơ tiếp nhận",
+     "Dossiers finished early or on time, or pending within deadline, over dossiers received"),
+    ("ONLINE_SERVICE", "ONLINE_SERVICE", 12, 100, 0, False, "published", "",
+     "Cung cấp dịch vụ công trực tuyến (điểm Cổng DVCQG công bố)",
+     "Online public services (the score the national portal publishes)"),
+    ("ONLINE_PAYMENT_DOSSIER", "ONLINE_PAYMENT", 6, 100, 0, False, "ratio", "",
+     "Hồ sơ thanh toán trực tuyến trên hồ sơ có nghĩa vụ tài chính",
+     "Dossiers paid online over dossiers with a financial obligation"),
+    ("ONLINE_PAYMENT_PROCEDURE", "ONLINE_PAYMENT", 2, 80, 0, False, "ratio", "",
+     "TTHC có phí, lệ phí được thanh toán trực tuyến", "Fee-bearing procedures with an online payment"),
+    ("FEE_PROCEDURE_WITH_DOSSIERS", "ONLINE_PAYMENT", 2, 80, 0, False, "ratio", "",
+     "TTHC có phí, lệ phí phát sinh hồ sơ", "Fee-bearing procedures that had dossiers"),
+    ("ORIGINAL_RESULT_AVAILABLE", "DIGITISATION", 6, 100, 0, False, "ratio", "",
+     "Hồ sơ có kết quả giải quyết bản điện tử", "Dossiers with an electronic original of their result"),
+    ("SO_HOA_GIAY_TO_GIAI_QUYET", "DIGITISATION", 4, 100, 0, False, "ratio", "",
+     "Hồ sơ được số hóa giấy tờ khi tiếp nhận, giải quyết", "Dossiers whose papers were digitised"),
+    ("SYNCED_WITH_DVCQG_PERSONAL_STORAGE", "DIGITISATION", 4, 100, 0, False, "ratio", "",
+     "Kết quả đồng bộ vào kho dữ liệu cá nhân trên Cổng DVCQG",
+     "Results synchronised to the citizen's data store on the national portal"),
+    ("CITIZEN_DATA_CONNECTED_DOSSIER", "DIGITISATION", 2, 100, 0, False, "ratio", "",
+     "Hồ sơ khai thác dữ liệu dân cư", "Dossiers that used the population database"),
+    ("CITIZEN_DATA_CONNECTED_FORMALITY", "DIGITISATION", 2, 100, 0, False, "ratio", "",
+     "TTHC kết nối, khai thác dữ liệu dân cư", "Procedures connected to the population database"),
+    ("REUSED_DIGITIZED_DATA", "DIGITISATION", 2, 80, 0, False, "ratio", "",
+     "Hồ sơ tái sử dụng dữ liệu số hóa", "Dossiers that reused digitised data"),
+    ("ELECTRONIC_CERTIFIED_COPY", "DIGITISATION", 2, 100, 2, False, "ratio", "",
+     "Chứng thực bản sao điện tử (công bố không kèm số liệu: đủ điểm)",
+     "Electronic certified copies (published without counts: full score)"),
+    ("DOSSIER_RECEIVING_SATISFACTION", "SATISFACTION", 6, 90, 0, False, "ratio", "",
+     "Mức độ hài lòng trong tiếp nhận, giải quyết hồ sơ", "Satisfaction with receiving and handling dossiers"),
+    ("PETITION_PROCESSING_ON_TIME", "SATISFACTION", 6, 100, 6, False, "ratio", "",
+     "Phản ánh, kiến nghị được xử lý đúng hạn", "Petitions handled on time"),
+    ("PETITION_HANDLING_SATISFACTION", "SATISFACTION", 6, 100, 6, False, "ratio", "",
+     "Hài lòng về xử lý phản ánh, kiến nghị", "Satisfaction with the handling of petitions"),
+    ("PETITION_CLASSIFICATION_TTHC", "SATISFACTION", 0, 100, 0, False, "ratio", "",
+     "Phản ánh, kiến nghị về TTHC (hiển thị, không tính điểm)", "Petitions about procedures (shown, not scored)"),
+    ("PETITION_CLASSIFICATION_STAFF", "SATISFACTION", 0, 100, 0, False, "ratio", "",
+     "Phản ánh, kiến nghị về cán bộ (hiển thị, không tính điểm)", "Petitions about staff (shown, not scored)"),
 )
 
 
@@ -676,18 +675,26 @@ def metric_rows() -> list[dict[str, str]]:
         {
             "metric_code": m,
             "group_code": g,
-            "group_name_vi": gvi,
-            "group_name_en": gen,
-            "metric_name_vi": vi,
-            "metric_name_en": en,
             "max_score": str(mx),
-            "source": src,
-            "measure": measure,
-            "full_score_ratio_pct": str(full),
-            "score_when_no_denominator": "0",
+            "full_ratio_pct": str(full),
+            "score_when_no_denominator": str(none),
+            "is_scored": "true" if mx > 0 else "false",
+            "is_province_wide": "true" if wide else "false",
+            "score_method": method,
+            "dossier_stats_measure": measure,
+            "name_vi": vi,
+            "name_en": en,
             "sort_order": str(i),
         }
-        for i, (m, g, gvi, gen, vi, en, mx, src, measure, full) in enumerate(METRICS, 1)
+        for i, (m, g, mx, full, none, wide, method, measure, vi, en) in enumerate(METRICS, 1)
+    ]
+
+
+def group_rows() -> list[dict[str, str]]:
+    return [
+        {"group_code": g, "max_score": str(mx), "name_vi": vi, "name_en": en,
+         "is_published_only": "true" if published else "false", "sort_order": str(i)}
+        for i, (g, mx, vi, en, published) in enumerate(GROUPS, 1)
     ]
 
 
@@ -713,10 +720,12 @@ def generate(seeds_dir: Path | None = None, *, with_departments: bool = True) ->
         "fields": write_csv(seeds_dir / "fields.csv", field_rows()),
         "kpis": write_csv(seeds_dir / "kpis.csv", kpi_rows()),
         "service_index_metrics": write_csv(seeds_dir / "service_index_metrics.csv", metric_rows()),
+        "service_index_groups": write_csv(seeds_dir / "service_index_groups.csv", group_rows()),
         "units": write_csv(seeds_dir / "units.csv", unit_rows()),
     }
     if with_departments:
         out["departments"] = write_csv(seeds_dir / "departments.csv", department_rows())
+        out["portal_units"] = write_csv(seeds_dir / "portal_units.csv", portal_unit_rows())
     return out
 
 

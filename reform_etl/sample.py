@@ -212,6 +212,31 @@ def _kpi_rows(rng: random.Random, codes: list[str], periods: list[str], kpis: li
     return rows
 
 
+def _service_index_rows(rng: random.Random, codes: list[str], period: str) -> list[dict]:
+    """Decision 766 counts as the portal publishes them, for the catalogue's metrics (seed service_index_metrics):
+    province-wide metrics on the province's own row (the portal's id H44), online services as a published score
+    only, and progress from the portal for every other unit (the others fall back on their II.06a figures)."""
+    metrics = _read_seed("service_index_metrics")
+    rows = []
+    for number, code in enumerate(["H44", *codes]):
+        for m in metrics:
+            wide = m["is_province_wide"] == "true"
+            if wide != (code == "H44") or (m["metric_code"] == "PROGRESS_ON_TIME" and number % 2):
+                continue
+            if m["score_method"] == "published":
+                rows.append({"unit_code": code, "period": period, "metric_code": m["metric_code"],
+                             "published_score": f"{rng.uniform(5, 9):.2f}".replace(".", ",")})
+                continue
+            if m["metric_code"] == "ELECTRONIC_CERTIFIED_COPY":  # published without counts
+                rows.append({"unit_code": code, "period": period, "metric_code": m["metric_code"]})
+                continue
+            denominator = rng.choice([0, rng.randint(20, 3000)]) if m["group_code"] == "SATISFACTION" else \
+                rng.randint(20, 3000)
+            rows.append({"unit_code": code, "period": period, "metric_code": m["metric_code"],
+                         "denominator": denominator, "numerator": int(denominator * rng.uniform(0.3, 1.0))})
+    return rows
+
+
 def _dossier_records(rng: random.Random, codes: list[str], fields: list[str], first: date, days: int) -> list[dict]:
     rows, channels = [], ["online", "direct", "postal"]
     for code in codes:
@@ -365,6 +390,13 @@ def generate(out: Path | None = None, seed: int = 2026) -> list[Path]:
     # --- Record-level dossiers of a few communes, September-October 2026 ----------------------
     records = _dossier_records(rng, communes[:8], ref.fields, date(2026, 9, 1), 61)
     files.append(w.write("dossiers", "ho_so_2026-09_10.csv", arrived("2026-11-02"), records, vietnamese=True))
+
+    # --- Decision 766 service index: the portal's counts for October 2026 (province, 6 communes, 2 departments) --
+    index_rows = _service_index_rows(rng, communes[:6] + departments[:2], "2026-10")
+    index_rows[5]["published_score"] = "0,5"  # a published score our recomputation will not match: reconciliation
+    index_rows.append(dict(index_rows[6], metric_code="CONG_KHAI"))  # not a metric of the catalogue: quarantined
+    files.append(w.write("service_index", "chi_so_766_2026-10.csv", arrived("2026-11-06"), index_rows,
+                         vietnamese=True))
 
     # --- A file dropped in the wrong folder: rejected, with the reason ----------------------
     misplaced = w.write("dossier_stats", "nham_thu_muc.csv", arrived("2026-11-03"), old[:3], vietnamese=True)

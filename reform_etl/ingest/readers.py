@@ -243,6 +243,10 @@ def open_table(path: Path, kind: str) -> OpenTable:
         except Exception:
             workbook.close()  # type: ignore[attr-defined]
             raise
+    if suffix == ".json":  # the national portal's own Decision 766 export (service_index only)
+        from reform_etl.ingest.portal766 import open_json
+
+        return OpenTable(open_json(path, kind))
     raise FileRejected(
         "unreadable", f"unsupported file type '{suffix or path.name}': submit .csv or .xlsx (định dạng không hỗ trợ)"
     )

@@ -117,6 +117,8 @@ def period_ok(spec: KindSpec, alias: str = "r") -> str:
         return f"coalesce({col} ~ '{YEAR_RE}', false)"
     if spec.column(spec.period_column).type is ValueType.DATE:  # raw dates are trimmed by the loader
         return is_date(col)
+    if spec.period_may_be_year:
+        return f"coalesce({col} ~ '{PERIOD_RE}' or {col} ~ '{YEAR_RE}', false)"
     return f"coalesce({col} ~ '{PERIOD_RE}', false)"
 
 
@@ -132,11 +134,17 @@ def start_of(spec: KindSpec, value: str) -> str:
         return f"(case when {value} ~ '{YEAR_RE}' then make_date({value}::int, 1, 1) end)"
     if spec.column(spec.period_column).type is ValueType.DATE:
         return f"audit.try_date({value})"
+    if spec.period_may_be_year:
+        return (f"(case when {value} ~ '{PERIOD_RE}' then to_date({value} || '-01', 'YYYY-MM-DD') "
+                f"when {value} ~ '{YEAR_RE}' then make_date({value}::int, 1, 1) end)")
     return f"(case when {value} ~ '{PERIOD_RE}' then to_date({value} || '-01', 'YYYY-MM-DD') end)"
 
 
 def end_of(spec: KindSpec, value: str) -> str:
     """Exclusive end of that period."""
+    if spec.period_may_be_year:
+        return (f"({start_of(spec, value)} + case when {value} ~ '{YEAR_RE}' then interval '1 year' "
+                f"else interval '1 month' end)::date")
     step = "1 year" if spec.yearly else "1 day" if spec.column(spec.period_column).type is ValueType.DATE else "1 month"
     return f"({start_of(spec, value)} + interval '{step}')::date"
 
@@ -146,6 +154,8 @@ def registry_bounds(spec: KindSpec, value: str) -> tuple[str, str]:
     the year, or the month, also of a date), null when invalid."""
     if spec.yearly:
         start, step = f"(case when {value} ~ '{YEAR_RE}' then make_date({value}::int, 1, 1) end)", "1 year"
+    elif spec.period_may_be_year:
+        return start_of(spec, value), end_of(spec, value)
     else:
         start, step = f"(case when {value} ~ '{PERIOD_RE}' then to_date({value} || '-01', 'YYYY-MM-DD') end)", "1 month"
     return start, f"({start} + interval '{step}')::date"
@@ -204,7 +214,8 @@ def _common_rules(spec: KindSpec) -> list[Rule]:
     known = "r.unit_code in (select u.unit_code from audit.ref_units u)"
     period_word_vi = "Năm" if spec.yearly else "Ngày tiếp nhận" if pc == "received_at" else "Kỳ báo cáo"
     period_word_en = "year" if spec.yearly else "received date" if pc == "received_at" else "period"
-    what = "year" if spec.yearly else "date" if pc == "received_at" else "month"
+    what = ("year" if spec.yearly else "date" if pc == "received_at"
+            else "month or year" if spec.period_may_be_year else "month")
     is_date_column = spec.column(pc).type is ValueType.DATE
     invalid = f"not {is_date('d.v')}" if is_date_column else f"{start_of(spec, 'd.v')} is null"
     bad_period, bad_period_set = _bad_values(pc, invalid, "invalid")
@@ -389,17 +400,38 @@ def _dossier_stats_rules(spec: KindSpec) -> list[Rule]:
     ]
 
 
+def _numerator_rule() -> Rule:
+    """A rate's numerator above its denominator (it_kpis, service_index)."""
+    return Rule(
+        "numerator_gt_denominator", Severity.QUARANTINE_ROW,
+        "Tử số lớn hơn mẫu số", "Numerator is greater than the denominator",
+        predicate=f"{as_dec('numerator')} > {as_dec('denominator')}",
+        observed=_raw_obs("numerator", "denominator"), columns=("numerator", "denominator"),
+    )
+
+
 def _it_kpi_rules(spec: KindSpec) -> list[Rule]:
-    num = as_dec("numerator")
-    den = as_dec("denominator")
     return [
         _code_rule("kpi_code_unknown", "kpi_code", "ref_kpis",
                    "Mã chỉ tiêu không có trong danh mục", "KPI code is not in the KPI catalog", required=True),
+        _numerator_rule(),
+    ]
+
+
+def _service_index_rules(spec: KindSpec) -> list[Rule]:
+    score = v("published_score")
+    return [
+        _code_rule("metric_unknown", "metric_code", "ref_service_index_metrics",
+                   "Mã chỉ số không có trong danh mục chỉ số 766 (seed service_index_metrics / service_index_groups)",
+                   "Metric code is not in the Decision 766 catalogue (seeds service_index_metrics / "
+                   "service_index_groups)", required=True),
+        _numerator_rule(),
         Rule(
-            "numerator_gt_denominator", Severity.QUARANTINE_ROW,
-            "Tử số lớn hơn mẫu số", "Numerator is greater than the denominator",
-            predicate=f"{num} > {den}",
-            observed=_raw_obs("numerator", "denominator"), columns=("numerator", "denominator"),
+            "published_score_invalid", Severity.QUARANTINE_ROW,
+            "Điểm công bố không phải là số từ 0 đến 100", "The published score is not a number from 0 to 100",
+            predicate=(f"{score} is not null and ({score} !~ '{DEC_RE}' "
+                       f"or {as_dec('published_score')} not between 0 and 100)"),
+            observed=_raw_obs("published_score"), columns=("published_score",),
         ),
     ]
 
@@ -439,6 +471,7 @@ _KIND_RULES = {
     "dossier_stats": _dossier_stats_rules,
     "it_kpis": _it_kpi_rules,
     "dossiers": _dossier_rules,
+    "service_index": _service_index_rules,
 }
 
 
