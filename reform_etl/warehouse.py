@@ -51,9 +51,9 @@ def role_dsn(role: str, dsn_: str | None = None, cfg: Settings | None = None) ->
     password = role_password(role, cfg)
     if not password and role in LOGIN_ROLES:
         raise LookupError(f"{role} has no password yet: run `reform-etl warehouse start` (the bootstrap "
-                          f"generates one into {cfg.credentials}) or set {password_env(role)}")
+                          f"generates one into {cfg.credentials}) or export {password_env(role)}")
     if not password:
-        raise LookupError(f"{role} logs in only with a password of yours: set {password_env(role)} and run "
+        raise LookupError(f"{role} logs in only with a password of yours: export {password_env(role)} and run "
                           "`reform-etl warehouse start`")
     parts = urlsplit(dsn_ or dsn(cfg))
     host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else (parts.hostname or "")
