@@ -34,6 +34,8 @@ class Settings:
     warehouse_dsn: str | None
     database: str
     credentials: Path  # generated passwords (mode 0600): the embedded superuser's, bi_reader's, auditor's
+    # GSO code of the deployment's province: forms' unit names resolve within it (default: the sample's).
+    province_code: str = "25"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -57,6 +59,7 @@ class Settings:
             warehouse_dsn=os.environ.get("WAREHOUSE_DSN") or None,
             database=os.environ.get("REFORM_DATABASE", "reform"),
             credentials=path("REFORM_CREDENTIALS", pgdata.parent / "credentials.json"),
+            province_code=os.environ.get("REFORM_PROVINCE", "25"),
         )
 
 

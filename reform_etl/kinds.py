@@ -75,6 +75,8 @@ PAR_SCORES = KindSpec(
         C("self_score", "Điểm tự đánh giá", T.DECIMAL, required=False, aliases=("Điểm tự chấm",)),
         C("appraised_score", "Điểm thẩm định", T.DECIMAL, required=False),
         C("evidence", "Tài liệu kiểm chứng", T.TEXT, required=False),
+        # A scoring sheet's own maximum for the leaf: checked against the framework in force (max_points_mismatch)
+        C("max_points", "Điểm tối đa", T.DECIMAL, required=False),
     ),
     key=("unit_code", "year", "criterion_code"),
     period_column="year",
@@ -85,7 +87,10 @@ _COUNT_COLUMNS = (
     C("received_carried_over", "Kỳ trước chuyển qua", T.COUNT),
     C("received_online", "Tiếp nhận trực tuyến", T.COUNT),
     C("received_direct", "Tiếp nhận trực tiếp", T.COUNT),
-    C("received_postal", "Tiếp nhận qua BCCI", T.COUNT, aliases=("Tiếp nhận qua bưu chính công ích",)),
+    # Optional: the official 13-column form counts postal receipts with in-person ones (received_direct);
+    # blank or absent, it is unknown (null), not 0.
+    C("received_postal", "Tiếp nhận qua BCCI", T.COUNT, required=False,
+      aliases=("Tiếp nhận qua bưu chính công ích",)),
     C("resolved_early", "Giải quyết trước hạn", T.COUNT),
     C("resolved_on_time", "Giải quyết đúng hạn", T.COUNT),
     C("resolved_late", "Giải quyết quá hạn", T.COUNT),

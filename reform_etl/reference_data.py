@@ -449,22 +449,26 @@ def _fmt(x: float) -> str:
 
 # --------------------------------------------------------------------------- catalogues
 
+# code, vi, en, and the other names one-stop software prints for the field on form II.06a ('|'-separated):
+# forms name fields, and a name is matched only when it is one of these (folded), never guessed.
 FIELDS = (
-    ("HT", "Hộ tịch", "Civil status registration"),
-    ("CT", "Chứng thực", "Certification"),
-    ("DD", "Đất đai", "Land"),
-    ("XD", "Xây dựng", "Construction"),
-    ("HKD", "Đăng ký kinh doanh (hộ kinh doanh)", "Household business registration"),
-    ("LDXH", "Lao động, người có công và xã hội", "Labour, veterans and social affairs"),
-    ("GD", "Giáo dục và đào tạo", "Education and training"),
-    ("VH", "Văn hóa, thể thao và du lịch", "Culture, sports and tourism"),
-    ("MT", "Môi trường", "Environment"),
-    ("NN", "Nông nghiệp", "Agriculture"),
-    ("YT", "Y tế", "Health"),
-    ("TDKT", "Thi đua, khen thưởng", "Emulation and awards"),
-    ("TG", "Tôn giáo, tín ngưỡng", "Religion and belief"),
-    ("GT", "Giao thông vận tải", "Transport"),
-    ("TP", "Tư pháp (khác)", "Justice (other)"),
+    ("HT", "Hộ tịch", "Civil status registration", "Lĩnh vực hộ tịch|Đăng ký hộ tịch"),
+    ("CT", "Chứng thực", "Certification", "Lĩnh vực chứng thực"),
+    ("DD", "Đất đai", "Land", "Lĩnh vực đất đai"),
+    ("XD", "Xây dựng", "Construction", "Lĩnh vực xây dựng|Quy hoạch - xây dựng|Hoạt động xây dựng"),
+    ("HKD", "Đăng ký kinh doanh (hộ kinh doanh)", "Household business registration",
+     "Đăng ký kinh doanh|Thành lập và hoạt động của hộ kinh doanh|Hộ kinh doanh"),
+    ("LDXH", "Lao động, người có công và xã hội", "Labour, veterans and social affairs",
+     "Lao động - Thương binh và Xã hội|Lao động, thương binh và xã hội|Người có công|Bảo trợ xã hội"),
+    ("GD", "Giáo dục và đào tạo", "Education and training", "Giáo dục|Giáo dục - Đào tạo"),
+    ("VH", "Văn hóa, thể thao và du lịch", "Culture, sports and tourism", "Văn hóa|Văn hóa cơ sở|Văn hóa - Thông tin"),
+    ("MT", "Môi trường", "Environment", "Lĩnh vực môi trường"),
+    ("NN", "Nông nghiệp", "Agriculture", "Nông nghiệp và phát triển nông thôn|Nông nghiệp và môi trường"),
+    ("YT", "Y tế", "Health", "Lĩnh vực y tế"),
+    ("TDKT", "Thi đua, khen thưởng", "Emulation and awards", "Thi đua - Khen thưởng|Thi đua khen thưởng"),
+    ("TG", "Tôn giáo, tín ngưỡng", "Religion and belief", "Tín ngưỡng, tôn giáo|Tôn giáo"),
+    ("GT", "Giao thông vận tải", "Transport", "Đường bộ|Giao thông"),
+    ("TP", "Tư pháp (khác)", "Justice (other)", "Tư pháp|Lĩnh vực tư pháp"),
 )
 
 # code, vi, en, numerator, denominator, target %, direction
@@ -649,8 +653,8 @@ METRICS = (
 
 def field_rows() -> list[dict[str, str]]:
     return [
-        {"field_code": c, "field_name_vi": vi, "field_name_en": en, "sort_order": str(i)}
-        for i, (c, vi, en) in enumerate(FIELDS, 1)
+        {"field_code": c, "field_name_vi": vi, "field_name_en": en, "sort_order": str(i), "field_aliases_vi": aliases}
+        for i, (c, vi, en, aliases) in enumerate(FIELDS, 1)
     ]
 
 

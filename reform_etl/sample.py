@@ -4,7 +4,8 @@ Units come from the official registry (`vietnamadminunits`): its 13 legacy distr
 until 2025-06, its 148 commune-level units and its departments (electronic ids, from the
 departments seed) from 2025-07. Codes for criteria, fields and KPIs come from the seeds, so
 the sample always matches the reference data. The files deliberately mix what provinces
-really send: CSV and XLSX, Vietnamese labels and English keys, title rows above the header,
+really send: CSV and XLSX, the official II.06a form as one-stop software prints it (xlsx and
+Excel 97 .xls), Vietnamese labels and English keys, title rows above the header,
 decimal commas, thousands separators, codes that lost their leading zeros, several period
 spellings, one resubmission that supersedes an earlier file, a file dropped in the wrong
 folder, and a few rows that validation must quarantine or warn about.
@@ -134,6 +135,50 @@ def _save_reproducibly(workbook: Workbook, path: Path) -> None:
                 data,
                 compress_type=zipfile.ZIP_DEFLATED,
             )
+
+
+def _official_forms(out: Path, rng: random.Random) -> list[Path]:
+    """Thanh Ba's official II.06a forms for March (xlsx, 13 columns) and April 2025 (Excel 97 .xls, another
+    vendor's column order), by field: sent after the half-year file, they supersede its rows for those months."""
+    from reform_etl.forms import printing
+
+    files = []
+    for month, layout, period_line, name in (
+        ("2025-03", printing.VENDOR_A, "Kỳ báo cáo: Tháng 3/2025", "bieu_II06a_thanh_ba_2025-03.xlsx"),
+        ("2025-04", printing.VENDOR_B, "(Từ ngày 01/04/2025 đến ngày 30/04/2025)", "bieu_II06a_thanh_ba_2025-04.xls"),
+    ):
+        body: list[tuple] = [("section", "I", "Huyện, thị xã, thành phố")]
+        for number, field in enumerate(("Hộ tịch", "Lĩnh vực Đất đai", "Thành lập và hoạt động của hộ kinh doanh"), 1):
+            [counts] = _dossier_series(rng, "232", [month], 120)
+            body.append(("field", number, field, counts))
+        body.append(("trong_do", "Trong đó: hồ sơ trực tuyến toàn trình", counts))
+        rows, merges = printing.sheet(layout, "UBND huyện Thanh Ba", period_line, body)
+        path = out / "dossier_stats" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".xlsx":
+            _save_reproducibly(printing.workbook("Biểu II.06a", rows, merges), path)
+        else:
+            printing.write_xls(path, "Biểu II.06a", rows, merges)
+        at = arrived("2025-07-10").timestamp()
+        os.utime(path, (at, at))
+        files.append(path)
+    return files
+
+
+def _par_sheet(out: Path, rows: list[dict]) -> Path:
+    """Thanh Ba's 2023 scoring sheet as the province's template prints it (areas I … VII, subtotals, TỔNG ĐIỂM),
+    sent after the province's 2023 CSV: it supersedes Thanh Ba's 2023 rows there with the same scores."""
+    from reform_etl.forms import printing
+
+    criteria = _read_seed("par_criteria")
+    scores = {r["criterion_code"]: (float(r["self_score"]), float(r["appraised_score"])) for r in rows}
+    cells, merges = printing.par_sheet("UBND huyện Thanh Ba", 2023, criteria, scores)
+    path = out / "par_scores" / "bang_cham_diem_2023_thanh_ba.xlsx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save_reproducibly(printing.workbook("Chấm điểm", cells, merges), path)
+    at = arrived("2024-02-01").timestamp()
+    os.utime(path, (at, at))
+    return path
 
 
 def _thousands(value: int, sep: str) -> str:
@@ -327,6 +372,7 @@ def generate(out: Path | None = None, seed: int = 2026) -> list[Path]:
             columns=["unit_code", "year", "criterion_code", "appraised_score"],
         )
     )
+    files.append(_par_sheet(out, [r for r in par if r["year"] == 2023 and r["unit_code"] == "232"]))
     communes_par = _par_rows(rng, communes, [2025], ref.leaves)
     files.append(w.write("par_scores", "2025_cap_xa.csv", arrived("2026-01-20"), communes_par, vietnamese=True))
 
@@ -379,6 +425,8 @@ def generate(out: Path | None = None, seed: int = 2026) -> list[Path]:
     fix[0]["resolved_early"] += 3
     fix[0]["resolved_on_time"] -= 3
     files.append(w.write("dossier_stats", "2024-06_viet_tri_bo_sung.csv", arrived("2025-02-10"), fix, vietnamese=True))
+
+    files += _official_forms(out, random.Random(seed + 1))
 
     # --- IT-adoption KPIs, monthly ----------------------------------------------------------
     kpi_old = _kpi_rows(rng, districts, old_periods, ref.kpis)

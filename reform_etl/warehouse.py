@@ -122,6 +122,8 @@ def raw_table_ddl(kind: str) -> sql.Composed:
         "_file_id bigint not null, "
         "_row_number integer not null, {columns}, "
         "primary key (_file_id, _row_number)); "
+        # a column the kind gained since the table was created (par_scores.max_points)
+        "alter table raw.{table} {add_columns}; "
         "alter table raw.{table} drop constraint if exists {fkey}; "
         # cached: a file's numbers are drawn by one session, restarted (and the cache dropped) by setval
         "create sequence if not exists raw.{sequence} as integer cache 1000; "
@@ -129,6 +131,8 @@ def raw_table_ddl(kind: str) -> sql.Composed:
         "alter column _row_number set default nextval({sequence_name}::regclass)"
     ).format(table=sql.Identifier(kind), columns=sql.SQL(", ").join(columns),
              fkey=sql.Identifier(f"{kind}__file_id_fkey"), sequence=sequence,
+             add_columns=sql.SQL(", ").join(sql.SQL("add column if not exists {} text").format(sql.Identifier(key))
+                                            for key in spec.keys),
              sequence_name=sql.Literal(f"raw.{kind}__row_seq"))
 
 
@@ -287,5 +291,8 @@ def quarantine_table_ddl(kind: str) -> sql.Composed:
         "failed_rules jsonb not null, "  # [{rule, severity, message_vi, message_en, observed}]
         "quarantined_at timestamptz not null default now(), "
         "run_id text, "
-        "primary key (_file_id, _row_number))"
-    ).format(table=sql.Identifier(kind), columns=sql.SQL(", ").join(columns))
+        "primary key (_file_id, _row_number)); "
+        "alter table quarantine.{table} {add_columns}"
+    ).format(table=sql.Identifier(kind), columns=sql.SQL(", ").join(columns),
+             add_columns=sql.SQL(", ").join(sql.SQL("add column if not exists {} text").format(sql.Identifier(key))
+                                            for key in spec.keys))

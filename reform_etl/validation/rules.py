@@ -368,6 +368,16 @@ def _par_rules(spec: KindSpec) -> list[Rule]:
             observed=_raw_obs("self_score", "appraised_score"), columns=("self_score", "appraised_score"),
         ),
         Rule(
+            "max_points_mismatch", Severity.QUARANTINE_ROW,
+            "Điểm tối đa của tiêu chí trên bảng chấm điểm khác bộ tiêu chí đang áp dụng (bảng của phiên bản khác)",
+            "The scoring sheet's maximum points for the criterion differ from the framework in force "
+            "(a sheet of another framework version)",
+            predicate=(f"{v('max_points')} is not null and ({v('max_points')} !~ '{DEC_RE}' or exists ({crit} "
+                       f"and c.max_points <> {as_dec('max_points')}))"),
+            observed=_json_obj({"max_points": "r.max_points", "framework_max_points": max_points}),
+            columns=("max_points",),
+        ),
+        Rule(
             "score_out_of_range", Severity.QUARANTINE_ROW,
             "Điểm nhỏ hơn 0 hoặc vượt điểm tối đa của tiêu chí",
             "A score is below 0 or above the criterion's maximum points",
@@ -382,8 +392,11 @@ def _par_rules(spec: KindSpec) -> list[Rule]:
 def _dossier_stats_rules(spec: KindSpec) -> list[Rule]:
     received = ("received_carried_over", "received_online", "received_direct", "received_postal")
     resolved = ("resolved_early", "resolved_on_time", "resolved_late", "pending_in_time", "pending_overdue")
-    all_ok = " and ".join(f"{v(c)} ~ '{INT_RE}'" for c in received + resolved)
-    total_in = " + ".join(as_int(c) for c in received)
+    # received_postal may be blank (unknown: the official form counts it in received_direct): it adds 0
+    postal_ok = f"({v('received_postal')} is null or {v('received_postal')} ~ '{INT_RE}')"
+    all_ok = " and ".join([*(f"{v(c)} ~ '{INT_RE}'" for c in received + resolved if c != "received_postal"),
+                           postal_ok])
+    total_in = " + ".join(as_int(c) if c != "received_postal" else f"coalesce({as_int(c)}, 0)" for c in received)
     total_out = " + ".join(as_int(c) for c in resolved)
     return [
         _code_rule("field_code_unknown", "field_code", "ref_fields",
@@ -535,8 +548,22 @@ def _latest_score(column: str) -> str:
     )
 
 
+def _form_totals(kind: str) -> Rule:
+    """A form's totals or subtotals rows that are not the sum of their rows, as the reader found them
+    (audit.form_findings): the rows are loaded, the totals never are."""
+    return Rule(
+        "form_totals_mismatch", Severity.WARN,
+        "Dòng tổng cộng / tổng điểm của biểu không bằng tổng các dòng của nó (dòng tổng không được nạp)",
+        "A form's totals or subtotal row is not the sum of its rows (totals rows are never loaded)",
+        query=("select w.sheet_row as _row_number, w.finding from audit.form_findings w "
+               "where w.file_id = (select x._file_id from (select * from {rows}) x limit 1) "
+               "and w.rule = 'form_totals_mismatch' order by w.sheet_row, w.finding_id"),
+    )
+
+
 def history_rules(kind: str) -> list[Rule]:
-    """Warnings that compare a file's rows with other files (run per accepted file, after all files of the run)."""
+    """Warnings that compare a file's rows with other files (run per accepted file, after all files of the run),
+    and those the reader of an official form found in the file."""
     mine = NOT_QUARANTINED.format(kind=kind, a="r")
     if kind == "par_scores":
         max_points = ("(select max(m.max_points) from audit.ref_criteria m where m.criterion_code = x.criterion_code "
@@ -555,7 +582,7 @@ def history_rules(kind: str) -> list[Rule]:
                 f"where abs({as_dec('self_score', 'x')} - {as_dec('appraised_score', 'x')}) > {max_points} / 2 "
                 f"order by x._row_number"
             ),
-        )]
+        ), _form_totals(kind)]
     if kind != "dossier_stats":
         return []
     carried = Rule(
@@ -587,7 +614,7 @@ def history_rules(kind: str) -> list[Rule]:
             f"order by u.unit_code, u.period"
         ),
     )
-    return [carried, swing]
+    return [carried, swing, _form_totals(kind)]
 
 # ---------------------------------------------------------------- run-level warnings (suite `submission_run`)
 
@@ -657,8 +684,14 @@ FILE_RULES = (
              "Đường dẫn tệp không an toàn hoặc nằm ngoài thư mục nhận",
              "Unsafe file path, or outside the landing folder"),
     FileRule("file_unreadable", "is_readable", ("unreadable",),
-             "Không đọc được tệp (hỏng, không phải CSV/XLSX, hoặc không mã hóa UTF-8)",
-             "File cannot be read (corrupt, not CSV/XLSX, or not UTF-8 encoded)"),
+             "Không đọc được tệp (hỏng, có mật khẩu, không phải CSV/XLSX/XLS/ODS, hoặc mã hóa không hỗ trợ)",
+             "File cannot be read (corrupt, encrypted, not CSV/XLSX/XLS/ODS, or an unsupported encoding)"),
+    FileRule("file_too_large", "is_within_limits", ("file_too_large",),
+             "Bảng tính giải nén ra quá lớn hoặc quá nhiều ô để đọc an toàn",
+             "Workbook decompresses to more bytes or cells than can be read safely"),
+    FileRule("form_title_unresolved", "has_unit_and_period", ("unit_unresolved", "period_unresolved"),
+             "Biểu không ghi (hoặc ghi tên không xác định được) đơn vị báo cáo hoặc kỳ báo cáo",
+             "The form does not state its unit or period, or names a unit that cannot be resolved"),
     FileRule("wrong_kind", "kind_matches", ("wrong_kind",),
              "Tệp không thuộc loại dữ liệu của thư mục", "File is not of the kind its folder names"),
     FileRule("header_not_found", "has_header", ("no_header",),
