@@ -13,8 +13,6 @@ Skipped dbt tasks skip everything after them in the group; `report` and `finish`
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from airflow.sdk import (
     DAG,
     Asset,
@@ -37,12 +35,9 @@ MARTS = Asset(orc.MARTS_ASSET)
 
 default_args = {
     "owner": dag_config.OWNER,
-    # Transient errors (connection lost) are retried with exponential backoff; data errors are
+    # Transient errors (connection lost) are retried briefly (dag_config.TRANSIENT_RETRIES); data errors are
     # results, not exceptions, and anything else fails for good (AirflowFailException).
-    "retries": 3,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=10),
+    **dag_config.TRANSIENT_RETRIES,
     "on_failure_callback": orc.record_task_failure,
 }
 

@@ -8,8 +8,6 @@ schedules `reform_nightly` so the marts are rebuilt on the new reference data.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param, task
 from cosmos import DbtTaskGroup
 
@@ -27,9 +25,7 @@ with DAG(
     max_active_runs=1,
     default_args={
         "owner": dag_config.OWNER,
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
+        **dag_config.TRANSIENT_RETRIES,
         "on_failure_callback": orc.record_task_failure,
     },
     params={"force": Param(False, type="boolean", description="Reload even if no seed file changed")},

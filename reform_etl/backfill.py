@@ -37,9 +37,9 @@ def backfill(period_from: str, period_to: str, dsn: str | None = None) -> dict:
         raise ValueError(f"backfill window is empty: {start} > {end}")
     dsn = dsn or warehouse.dsn()
     warehouse.bootstrap(dsn)
-    run_id = f"backfill__{start}__{end}__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    run_id = f"backfill__{start}__{end}__{datetime.now(UTC):%Y%m%dT%H%M%S%f}"  # two in one second: two ids
     with environment({"WAREHOUSE_DSN": dsn}):
-        runs.start_run(run_id, None, "backfill")
+        runs.start_run(run_id, None, "backfill", owner=runs.this_process())
         started = time.monotonic()
         try:
             ensure_manifest()

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from reform_etl.config import settings
@@ -27,7 +28,8 @@ _DSN_HINT = "(with its password: `reform-etl dsn`; read-only: `reform-etl dsn --
 def _summary_tables(summary: dict) -> None:
     files = Table(title=f"Run {summary['run_id']}", show_header=False)
     for label, key in (("files seen", "files_seen"), ("loaded", "files_loaded"), ("rejected", "files_rejected"),
-                       ("duplicates (loaded once)", "files_duplicate"), ("failed", "files_failed")):
+                       ("duplicates (loaded once)", "files_duplicate"), ("failed", "files_failed"),
+                       ("still being written (next run)", "files_waiting")):
         files.add_row(label, str(summary.get(key, 0)))
     console.print(files)
     rows = Table(title="Rows per kind")
@@ -37,8 +39,16 @@ def _summary_tables(summary: dict) -> None:
         rows.add_row(kind, *(str(counts.get(k) or 0) for k in ("rows_total", "rows_loaded", "rows_quarantined",
                                                                "warnings")))
     console.print(rows)
-    for item in summary.get("rejected", []):
-        console.print(f"[yellow]rejected[/] {item['path']}: [bold]{item['error_code']}[/] {item['error']}")
+    from reform_etl.report import rejection
+
+    for item in summary.get("rejected", []):  # the catalog's rule, in Vietnamese first, then the loader's detail
+        rule, vi, en = rejection(item)
+        detail = f" ({item['error']})" if item["error"] not in (vi, en) else ""
+        console.print(f"[yellow]rejected[/] {item['path']}: [bold]{rule}[/] {vi} / {en}{detail}")
+    for sentence in summary.get("replacements", []):
+        console.print(f"[yellow]replaced by a shorter file[/] {escape(sentence)}")
+    for path in summary.get("waiting", []):
+        console.print(f"[yellow]waiting[/] {path}: still being written, a later run loads it")
     if "dbt" in summary:
         from reform_etl.orchestration import dbt_text
 
@@ -64,16 +74,27 @@ def cmd_load(args: argparse.Namespace) -> int:
     from reform_etl import ingest, runs
 
     run_id = f"load__{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-    runs.start_run(run_id, triggered_by="cli load")
+    runs.start_run(run_id, triggered_by="cli load", owner=runs.this_process())
     landing = Path(args.landing or settings().landing).resolve()
-    ingest.load_paths([Path(p) for p in args.paths], run_id=run_id, landing=landing)
+    results = ingest.load_paths([Path(p) for p in args.paths], run_id=run_id, landing=landing)
     if not args.no_validate:
         for file_id in runs.files_awaiting_validation():
             runs.validate_file(file_id, run_id)
         runs.warn_checks(run_id)
     _summary_tables(runs.finish_run(run_id, report_path=None if args.no_validate else
                                     runs.build_report(run_id)))
+    _seen_before(results)
     return 0
+
+
+def _seen_before(results: list) -> None:
+    """Files this run did not register: seen by an earlier run (reported as they ended), or still being written."""
+    for r in results:
+        if r.seen_before:
+            console.print(f"[yellow]seen before[/] {r.path}: file #{r.file_id} {r.status}"
+                          + (f" [bold]{r.error_code}[/] {r.error}" if r.error_code else ""))
+        elif r.status == "waiting":
+            console.print(f"[yellow]waiting[/] {r.path}: [bold]{r.error_code}[/] {r.error}")
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -158,16 +179,40 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
     return 0
 
 
+DOCS_ARGS = ["docs", "generate", "--static", "--quiet"]  # --static: one file that opens from the disk
+
+
+def static_docs(target: Path) -> Path:
+    """The one-file dbt docs `dbt docs generate --static` writes in a target folder."""
+    return target / "static_index.html"
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from reform_etl import warehouse
     from reform_etl.transform import run_dbt
 
-    result = run_dbt(["docs", "generate", "--quiet"], warehouse.dsn())
+    result = run_dbt(DOCS_ARGS, warehouse.dsn())
     if not result.success:
         console.print(f"[red]dbt docs generate failed:[/] {result.exception}")
         return 1
-    console.print(f"dbt docs (every mart and column, in Vietnamese and English): "
-                  f"[bold]{settings().dbt_project / 'target' / 'index.html'}[/]")
+    console.print("dbt docs (every mart and column, in Vietnamese and English; opens from the disk, no server):")
+    print(static_docs(settings().dbt_project / "target"))
+    return 0
+
+
+def cmd_late(args: argparse.Namespace) -> int:
+    from reform_etl import late, warehouse
+
+    rows = late.chase_list(warehouse.dsn(), args.period)
+    title = f"Cần nhắc / to chase — {args.period or 'mọi kỳ / every period'}: {len(rows)}"
+    table = Table(title=title)
+    for _key, heading in late.COLUMNS:
+        table.add_column(heading, overflow="fold")
+    for row in rows:
+        table.add_row(*(late.cell(row, key) for key, _heading in late.COLUMNS))
+    console.print(table)
+    out = Path(args.out) if args.out else settings().reports / f"late_{args.period or 'all'}.xlsx"
+    console.print(f"xlsx: [bold]{late.write_xlsx(rows, out)}[/]")
     return 0
 
 
@@ -223,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("docs", help="generate the dbt docs of the marts and print where they are").set_defaults(
         func=cmd_docs)
+
+    late = sub.add_parser("late", help="who to chase: late, missing, incomplete and rejected submissions per unit "
+                                       "(a table here, and an .xlsx)")
+    late.add_argument("--period", help="YYYY-MM (or YYYY: a year's months and the yearly kinds); default: all")
+    late.add_argument("--out", help="the .xlsx to write (default reports/late_<period>.xlsx)")
+    late.set_defaults(func=cmd_late)
 
     grant = sub.add_parser("grant-unit", help="a BI role that sees only this unit's rows in the marts")
     grant.add_argument("role")

@@ -36,6 +36,9 @@ class Settings:
     credentials: Path  # generated passwords (mode 0600): the embedded superuser's, bi_reader's, auditor's
     # GSO code of the deployment's province: forms' unit names resolve within it (default: the sample's).
     province_code: str = "25"
+    # A file is loaded once its size and modification time have been still this long: an upload in
+    # progress (SFTP at 01:00) is left for a later run, never loaded half-written.
+    quiet_seconds: float = 120.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -60,6 +63,7 @@ class Settings:
             database=os.environ.get("REFORM_DATABASE", "reform"),
             credentials=path("REFORM_CREDENTIALS", pgdata.parent / "credentials.json"),
             province_code=os.environ.get("REFORM_PROVINCE", "25"),
+            quiet_seconds=float(os.environ.get("REFORM_QUIET_SECONDS") or 120),
         )
 
 

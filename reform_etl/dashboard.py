@@ -46,9 +46,10 @@ STATUS = {  # status -> (Vietnamese, English, colour)
     "late": ("Trễ hạn", "Late", "#fdae61"),
     "missing": ("Chưa nộp", "Missing", "#d73027"),
     "rejected": ("Bị từ chối", "Rejected", "#7b3294"),
+    "incomplete": ("Chưa đủ", "Incomplete", "#fee08b"),
     "not_yet_due": ("Chưa đến hạn", "Not yet due", "#bdbdbd"),
 }
-WORST = ["missing", "rejected", "late"]  # the statuses a leader acts on, worst first
+WORST = ["missing", "rejected", "incomplete", "late"]  # the statuses a leader acts on, worst first
 KIND_WORDS = {
     "dossier_stats": ("Hồ sơ một cửa", "One-stop dossiers"),
     "it_kpis": ("Ứng dụng CNTT", "IT adoption"),

@@ -6,6 +6,9 @@ idempotent: running a step again for the same run changes nothing it already did
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,29 +20,127 @@ from reform_etl.transform.decision import transform_summary
 from reform_etl.warehouse import connect, redacted
 from reform_etl.warehouse import dsn as warehouse_dsn
 
+OWNER_ENV = "REFORM_RUN_OWNER"  # host:pid of the process that drives a run in-process (set by the local runner)
+STALE_AFTER_HOURS_ENV = "REFORM_STALE_RUN_HOURS"  # a run silent this long is abandoned (default 6)
 
-def start_run(run_id: str, logical_date: datetime | None = None, triggered_by: str = "cli") -> None:
-    """Record the run; a re-run of the same run id keeps its history and is marked running again."""
+
+def this_process() -> str:
+    """host:pid of this process: the owner of a run it drives from start to finish."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def start_run(run_id: str, logical_date: datetime | None = None, triggered_by: str = "cli",
+              owner: str | None = None) -> list[str]:
+    """Record the run; a re-run of the same run id keeps its history and is marked running again.
+
+    `owner` (host:pid, default $REFORM_RUN_OWNER) names the process that drives the whole run, when one
+    does (the CLI, the in-process runner); a run spread over Airflow's task processes has none.
+    Runs left `running` by a process that died are marked abandoned first (mark_abandoned); returns them.
+    """
+    owner = owner or os.environ.get(OWNER_ENV) or None
+    abandoned = mark_abandoned(except_run=run_id)
     with connect() as conn:
         conn.execute(
-            "insert into audit.pipeline_runs (run_id, logical_date, triggered_by) values (%s, %s, %s) "
-            "on conflict (run_id) do update set status = 'running', ended_at = null, error = null",
-            (run_id, logical_date, triggered_by),
+            "insert into audit.pipeline_runs (run_id, logical_date, triggered_by, owner, heartbeat_at) "
+            "values (%s, %s, %s, %s, now()) "
+            "on conflict (run_id) do update set status = 'running', ended_at = null, error = null, "
+            "owner = excluded.owner, heartbeat_at = now()",
+            (run_id, logical_date, triggered_by, owner),
         )
+        conn.commit()
+    return abandoned
+
+
+def _alive(owner: str) -> bool | None:
+    """Whether the owner process still runs: None when it cannot be told (another host, no owner)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_abandoned(except_run: str | None = None, dsn: str | None = None) -> list[str]:
+    """Close as `abandoned` the runs still `running` that no process drives any more, with when and why:
+    their owner process on this host is gone, or (no owner to ask) no step of theirs has been heard of
+    for REFORM_STALE_RUN_HOURS. Their validation runs are closed the same way. Returns their run ids."""
+    stale_hours = float(os.environ.get(STALE_AFTER_HOURS_ENV) or 6)
+    with connect(dsn) as conn:
+        running = conn.execute(
+            "select run_id, owner, coalesce(heartbeat_at, started_at), "
+            "coalesce(heartbeat_at, started_at) < now() - make_interval(secs => %s) "
+            "from audit.pipeline_runs where status = 'running' and run_id is distinct from %s",
+            (stale_hours * 3600, except_run)).fetchall()
+        reasons: dict[str, str] = {}
+        for run_id, owner, last_seen, stale in running:
+            alive = _alive(owner) if owner else None
+            seen = f"{last_seen:%Y-%m-%d %H:%M:%S %Z}"
+            if alive is False:
+                reasons[run_id] = (f"tiến trình {owner} của lượt chạy không còn (bị dừng) / the run's process {owner} "
+                                   f"is gone (killed or crashed); last step at {seen}")
+            elif alive is None and stale:
+                reasons[run_id] = (f"không có hoạt động từ {seen} (quá {stale_hours:g} giờ) / "
+                                   f"no step since {seen} (more than {stale_hours:g} h)")
+        for run_id, why in reasons.items():
+            line = f"abandoned: {why}"
+            conn.execute(
+                "update audit.pipeline_runs set status = 'abandoned', ended_at = now(), "
+                "error = concat_ws(E'\\n', error, %s::text) where run_id = %s and status = 'running'",
+                (line, run_id))
+            conn.execute(
+                "update audit.validation_runs set status = 'abandoned', ended_at = now(), "
+                "error = concat_ws(E'\\n', error, %s::text) where run_id = %s and ended_at is null",
+                (line, run_id))
+        conn.commit()
+    return sorted(reasons)
+
+
+def heartbeat(run_id: str | None) -> None:
+    """A step of the run is under way: it is not abandoned (mark_abandoned)."""
+    if not run_id:
+        return
+    with connect() as conn:
+        conn.execute("update audit.pipeline_runs set heartbeat_at = now() where run_id = %s", (run_id,))
         conn.commit()
 
 
-def discover(landing: str | Path) -> list[str]:
-    return [str(p) for p in ingest.discover(Path(landing))]
+def discover(landing: str | Path, run_id: str | None = None) -> list[str]:
+    """The files to load now; those still being written are noted on the run (its summary and report list
+    them) and left for a later run."""
+    found = ingest.discover_files(Path(landing))
+    if run_id:
+        heartbeat(run_id)
+        _note_waiting(run_id, [str(p) for p in found.waiting])
+    return [str(p) for p in found.fresh]
 
 
 def load_file(path: str, run_id: str, landing: str | Path) -> dict:
-    return ingest.load_file(Path(path), run_id=run_id, landing=Path(landing)).as_dict()
+    heartbeat(run_id)
+    result = ingest.load_file(Path(path), run_id=run_id, landing=Path(landing))
+    if result.status == "waiting":  # it changed while it was read: listed with the files still being written
+        _note_waiting(run_id, [result.path])
+    return result.as_dict()
+
+
+def _note_waiting(run_id: str, paths: list[str]) -> None:
+    with connect() as conn:
+        conn.execute(
+            "update audit.pipeline_runs set summary = coalesce(summary, '{}'::jsonb) || jsonb_build_object("
+            "'waiting', (select coalesce(jsonb_agg(distinct p), '[]'::jsonb) from (select jsonb_array_elements_text("
+            "coalesce(summary -> 'waiting', '[]'::jsonb)) union select unnest(%s::text[])) w (p))) where run_id = %s",
+            (paths, run_id))
+        conn.commit()
 
 
 def validate_file(file_id: int, run_id: str) -> dict:
     from reform_etl import validation
 
+    heartbeat(run_id)
     return validation.validate_file(warehouse_dsn(), file_id, run_id)
 
 
@@ -60,6 +161,7 @@ def files_awaiting_validation() -> list[int]:
 def build_report(run_id: str) -> str:
     from reform_etl import report
 
+    heartbeat(run_id)
     return str(report.build_report(warehouse_dsn(), run_id, settings().reports))
 
 
@@ -91,6 +193,11 @@ def run_summary(run_id: str) -> dict:
                 (run_id,),
             )
         ]
+        # "file #N replaces file #M for unit U, period P: 12 rows → 1", as the warning stored them
+        replacements = [detail for (detail,) in conn.execute(
+            "select s ->> 'detail' from audit.validation_results r, jsonb_array_elements(r.sample_failing_rows) s "
+            "where r.run_id = %s and r.expectation = 'correction_fewer_rows' and not r.success "
+            "order by r.file_id, r.result_id", (run_id,))]
     return {
         "run_id": run_id,
         "files_seen": sum(by_status.values()),
@@ -100,11 +207,17 @@ def run_summary(run_id: str) -> dict:
         "files_failed": by_status.get("failed", 0),
         "rows": rows,
         "rejected": rejected,
+        "replacements": replacements,
     }
 
 
 def finish_run(run_id: str, status: str = "success", error: str | None = None, report_path: str | None = None) -> dict:
     summary = run_summary(run_id)
+    with connect() as conn:  # what discover noted: files still being written, left for a later run
+        noted = conn.execute("select summary -> 'waiting' from audit.pipeline_runs where run_id = %s",
+                             (run_id,)).fetchone()
+    summary["waiting"] = (noted[0] if noted else None) or []
+    summary["files_waiting"] = len(summary["waiting"])
     summary["report"] = report_path
     summary["dsn"] = redacted(warehouse_dsn())  # the auditor reads this table: no password in it
     summary["dbt"] = transform_summary(run_id)  # full build / refresh / skipped, and why
@@ -114,4 +227,19 @@ def finish_run(run_id: str, status: str = "success", error: str | None = None, r
             (status, datetime.now(UTC), error, Jsonb(summary), run_id),
         )
         conn.commit()
+    if report_path and Path(report_path).is_file():  # the page says how the run ended, not how it was going
+        from reform_etl import report
+
+        report.rewrite_page(warehouse_dsn(), run_id, Path(report_path))
+    _refresh_run_index()
     return summary
+
+
+def _refresh_run_index() -> None:
+    """reports/index.html with this run's outcome (the run's report was written before it ended)."""
+    from reform_etl import report
+
+    try:
+        report.write_index(warehouse_dsn(), settings().reports)
+    except Exception:  # the list of runs is a convenience: the run's own record stands
+        logging.getLogger(__name__).warning("could not refresh the index of runs", exc_info=True)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
+from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from reform_etl import credentials, embedded_pg
 from reform_etl.config import Settings, settings
@@ -83,9 +88,59 @@ def _ensure_database(admin_dsn: str, database: str) -> None:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
 
 
+CONNECT_TIMEOUT_SECONDS = 10  # a server that does not answer fails the attempt, not the night (libpq waits forever)
+
+
+class WarehouseUnreachable(psycopg.OperationalError):
+    """The warehouse did not accept a connection; `down_for`: seconds since the first failed attempt in a row."""
+
+    def __init__(self, message: str, down_for: float = 0.0):
+        super().__init__(message)
+        self.down_for = down_for
+
+
+def describe(dsn_: str) -> str:
+    """host:port/database of a DSN, never its password: what an error message may name."""
+    info = conninfo_to_dict(dsn_)
+    return f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
+
+
+def _down_marker(dsn_: str) -> Path:
+    digest = hashlib.sha256(describe(dsn_).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"reform-etl-warehouse-down-{digest}"
+
+
+def _down_for(dsn_: str) -> float:
+    """Seconds since the first of the failed connection attempts in a row to this warehouse (on this host,
+    across processes: each Airflow task is one)."""
+    marker, now = _down_marker(dsn_), time.time()
+    try:
+        if marker.stat().st_mtime > now - 300:  # failures five minutes apart are two outages, not one
+            first = float(marker.read_text())
+            os.utime(marker)
+            return max(0.0, now - first)
+    except (OSError, ValueError):
+        pass
+    with suppress(OSError):
+        marker.write_text(str(now))
+    return 0.0
+
+
 @contextmanager
 def connect(dsn_: str | None = None, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-    conn = psycopg.connect(dsn_ or dsn(), autocommit=autocommit, application_name="reform-etl")
+    """A connection to the warehouse; raises WarehouseUnreachable (naming host and port, never the password)
+    within CONNECT_TIMEOUT_SECONDS when the server does not answer."""
+    target = dsn_ or dsn()
+    timeout = {} if "connect_timeout" in conninfo_to_dict(target) else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    try:
+        conn = psycopg.connect(target, autocommit=autocommit, application_name="reform-etl", **timeout)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        down_for = _down_for(target)
+        raise WarehouseUnreachable(
+            f"kho dữ liệu {describe(target)} không phản hồi / the warehouse at {describe(target)} is not reachable"
+            f"{f' (for {down_for:.0f} s)' if down_for else ''}: {reason}", down_for) from None
+    _down_marker(target).unlink(missing_ok=True)
     try:
         yield conn
     finally:

@@ -27,6 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 # every module's in-process Airflow talks to the database its fixtures migrate.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="rwh-airflow-", dir="/tmp"))
 os.environ.update(orchestration.airflow_env(Path(os.environ["AIRFLOW_HOME"])))
+# Test files are written a moment before they are loaded: no quiet period (tests of it set their own).
+os.environ.setdefault("REFORM_QUIET_SECONDS", "0")
 # The generated passwords (the test server's superuser, bi_reader, auditor) live in a temp file of the
 # session, never in the checkout's .warehouse/ nor a file REFORM_CREDENTIALS named outside the tests.
 os.environ["REFORM_CREDENTIALS"] = str(Path(tempfile.mkdtemp(prefix="rwh-creds-", dir="/tmp")) / "credentials.json")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
@@ -658,3 +659,47 @@ def test_backfill_window_rebuilds_its_periods(q, built):
             conn.execute(
                 "update audit.submission_files set status = 'accepted' where file_id = %s", (built["ids"]["sup_new"],)
             )
+
+
+# --------------------------------------------------------------------------- who to chase, dbt docs offline
+
+
+def test_late_lists_who_to_chase_in_the_terminal_and_xlsx(built, tmp_path, monkeypatch, capsys):
+    from openpyxl import load_workbook
+
+    from reform_etl import cli, late
+
+    rows = late.chase_list(built["dsn"], "2025-08")
+    by_key = {(r["unit_code"], r["kind"]): r for r in rows}
+    assert by_key[("07894", "dossier_stats")]["status"] == "late"
+    assert by_key[("07894", "it_kpis")]["status"] == "rejected"
+    assert by_key[("07909", "dossier_stats")]["status"] == "missing"
+    assert by_key[("H44.07", "dossier_stats")]["what_is_missing"] == "Chưa nhận được tệp nào / nothing received"
+    assert ("07900", "dossier_stats") not in by_key  # on time: nobody to chase
+    assert {r["period"] for r in rows} == {"2025-08"} and all(r["unit_name"] and r["deadline_date"] for r in rows)
+    with psycopg.connect(built["dsn"]) as conn:
+        [(expected,)] = conn.execute("select count(*) from marts.rpt_submission_status where period = '2025-08' "
+                                     "and status in ('late', 'missing', 'incomplete', 'rejected')").fetchall()
+    assert len(rows) == expected
+
+    monkeypatch.setenv("WAREHOUSE_DSN", built["dsn"])
+    out = tmp_path / "late.xlsx"
+    assert cli.main(["late", "--period", "2025-08", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "07909" in printed and str(out) in printed.replace("\n", "")
+    sheet = load_workbook(out).active
+    table = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert table[0][:4] == ["Mã đơn vị / unit", "Tên đơn vị / unit name", "Loại / kind", "Kỳ / period"]
+    assert len(table) == len(rows) + 1 and sheet.auto_filter.ref
+    missing = next(r for r in table[1:] if r[0] == "07909" and r[2] == "dossier_stats")
+    assert missing[1] == by_key[("07909", "dossier_stats")]["unit_name"] and missing[5].startswith("Chưa nộp")
+
+
+def test_dbt_docs_open_from_the_file_system(built):
+    from reform_etl.cli import DOCS_ARGS, static_docs
+
+    assert run_dbt([*DOCS_ARGS, *built["flags"]], built["dsn"]).success
+    page = static_docs(built["target"]).read_text(encoding="utf-8")
+    # one self-contained file: the manifest and catalog inside, nothing fetched beside it
+    assert "unit_code" in page
+    assert re.search(r'"model\.[a-z_]+\.rpt_submission_status"', page)  # the manifest is inside

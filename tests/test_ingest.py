@@ -213,7 +213,7 @@ def test_wrong_folder_and_wrong_kind_are_rejected(db, landing):
 def test_a_path_outside_the_landing_folder_is_refused(db, landing, tmp_path):
     outside = write_csv(tmp_path / "secret.csv", [DOSSIER_EN, ["secret"]])
     [result] = load(landing, landing / "dossier_stats" / ".." / ".." / "secret.csv")
-    assert result.status == "rejected" and result.error_code == "bad_path"
+    assert result.status == "rejected" and result.error_code == "unsafe_file_path"
     assert outside.exists()
 
 

@@ -25,6 +25,14 @@ FILES = {
 }
 
 
+def _csv(path: Path) -> list[dict]:
+    """A report CSV as Excel in a Vietnamese locale reads it: a UTF-8 BOM, then ';'-separated cells."""
+    raw = path.read_bytes()
+    assert raw.startswith("\ufeff".encode())
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter=";"))
+
+
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__()
@@ -52,7 +60,9 @@ def report(warehouse_dsn: str, tmp_path_factory) -> Path:
         with psycopg.connect(warehouse_dsn) as conn:
             conn.execute("insert into audit.pipeline_runs (run_id) values (%s)", (RUN,))
             conn.commit()
-        for result in ingest.load_paths([landing], run_id=RUN, landing=landing, dsn=warehouse_dsn):
+        (root / "secret.csv").write_text("unit_code,period\n227,2024-01\n", encoding="utf-8")
+        outside = landing / "dossier_stats" / ".." / ".." / "secret.csv"
+        for result in ingest.load_paths([landing, outside], run_id=RUN, landing=landing, dsn=warehouse_dsn):
             if result.status == "loaded":  # as the DAG does: rejected files are not sent to validation
                 V.validate_file(warehouse_dsn, result.file_id, RUN)
         # no explicit warn_checks: the report runs the run-level checks (and records the loader's rejects)
@@ -110,8 +120,7 @@ def test_loader_rejects_are_recorded_as_gx_file_rules(warehouse_dsn: str, report
 
 
 def test_findings_csv_is_safe_for_excel(report: Path):
-    with (report.parent / "findings.csv").open(encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = _csv(report.parent / "findings.csv")
     assert {r["rule"] for r in rows} >= {"unit_code_unknown", "count_negative", "carried_over_mismatch", "file_empty"}
     for row in rows:
         for value in row.values():
@@ -121,8 +130,7 @@ def test_findings_csv_is_safe_for_excel(report: Path):
 
 
 def test_quarantine_csv_lists_every_quarantined_row_safely(report: Path):
-    with (report.parent / "quarantine.csv").open(encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = _csv(report.parent / "quarantine.csv")
     assert {(r["file_name"], r["row_number"]) for r in rows} == {
         ("q22_many_rules_one_row.csv", "2"), ("q25_formula_injection.csv", "2"),
         ("<script>alert(1)<\\script>.csv", "2")}
@@ -131,3 +139,116 @@ def test_quarantine_csv_lists_every_quarantined_row_safely(report: Path):
             assert not value.startswith(("=", "+", "-", "@")), value
     many = next(r for r in rows if r["file_name"] == "q22_many_rules_one_row.csv")
     assert "count_negative" in many["failed_rules"] and "Số lượng âm / A count is negative" in many["failed_rules"]
+
+
+def _sample_tables(page: str, rule: str) -> list[list[list[str]]]:
+    """The sample tables under the finding of `rule`: rows of cells (header first)."""
+    tables = []
+    for item in re.findall(r"<li class='[a-z_]+'>.*?</li>", page, re.S):
+        if f"<code>{rule}</code>" in item:
+            for table in re.findall(r"<table class='sample'>(.*?)</table>", item, re.S):
+                rows = re.findall(r"<tr>(.*?)</tr>", table)
+                tables.append([re.findall(r"<t[hd]>(.*?)</t[hd]>", row) for row in rows])
+    return tables
+
+
+def test_sample_rows_say_whose_row_it_is(report: Path):
+    page = report.read_text(encoding="utf-8")
+    [table] = _sample_tables(page, "count_negative")
+    head, *rows = table
+    assert head[:5] == ["Dòng / row", "Mã đơn vị / unit", "Tên đơn vị / unit name", "Kỳ / period", "field_code"]
+    assert rows[0][:5] == ["2", "88888", "", "2024-01", "ZZ"]
+    [table] = _sample_tables(page, "carried_over_mismatch")  # a warning: the row is in raw, not in quarantine
+    head, *rows = table
+    unit = head.index("Tên đơn vị / unit name")
+    assert {r[unit] for r in rows} == {"Thành phố Việt Trì"} and "Kỳ / period" in head and "field_code" in head
+
+
+def test_quarantine_csv_has_one_column_per_field_filterable_by_unit(report: Path):
+    rows = _csv(report.parent / "quarantine.csv")
+    many = next(r for r in rows if r["file_name"] == "q22_many_rules_one_row.csv")
+    assert (many["kind"], many["unit_code"], many["period"], many["field_code"]) == (
+        "dossier_stats", "88888", "2024-01", "ZZ")
+    assert many["received_online"] == "'-20" and many["received_direct"] == "25"  # neutralised, not a formula
+    kpi = next(r for r in rows if r["file_name"] == "q25_formula_injection.csv")
+    assert kpi["kpi_code"] == "DVC_TOAN_TRINH" and kpi["unit_code"].startswith("'=cmd")
+    assert "row" not in rows[0]  # no JSON cell
+
+
+def test_times_are_local_to_the_second_and_rejections_speak_vietnamese_first(report: Path):
+    page = report.read_text(encoding="utf-8")
+    started = re.search(r"bắt đầu / started ([^;]*);", page).group(1)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+07", started), started
+    assert ("Lý do: Tệp rỗng hoặc chỉ có dòng tiêu đề / <i>Reason: File is empty or has a header only</i> "
+            "(<code>file_empty</code>)") in page
+    assert "(<code>unsafe_file_path</code>)" in page and "<code>bad_path</code>" not in page
+    findings = _csv(report.parent / "findings.csv")
+    assert "bad_path" not in {r["rule"] for r in findings}
+    assert "unsafe_file_path" in {r["rule"] for r in findings}
+
+
+def _pages(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.html"))
+
+
+def test_data_docs_work_offline_and_name_the_file(report: Path):
+    docs = report.parent / "data_docs"
+    pages = _pages(docs)
+    assert len(pages) > 2
+    assert not (docs / "static").exists()  # GX's 4 MB of fonts and images are shared in reports/_assets
+    for page in pages:
+        assert ":" not in str(page.relative_to(report.parent.parent)), page  # Windows takes no ':' in names
+        text = page.read_text(encoding="utf-8")
+        assert not re.search(r"<link\b[^>]*href=[\"']https?://", text, re.I), page
+        assert not re.search(r"<script\b[^>]*src=[\"']https?://", text, re.I), page
+        for ref in re.findall(r"<(?:link|script|img)\b[^>]*(?:href|src)=[\"']([^\"'#]+)[\"']", text, re.I):
+            if not ref.startswith(("data:", "http")):
+                assert (page.parent / ref).resolve().is_file(), (page, ref)
+    assert (report.parent.parent / "_assets" / "js" / "jquery.min.js").is_file()
+    link = next(link for link in _docs_links(report) if "count_negative" not in link and "/dossier_stats/" in link
+                and "file_id_" in link)
+    banner = re.search(r"<body[^>]*><div class='container-fluid alert alert-info'.*?</div>",
+                       (docs / link).read_text(encoding="utf-8"), re.S).group(0)
+    assert "dossier_stats" in banner and re.search(r"<b>[^<]+\.csv</b>", banner) and re.search(r"20\d\d-\d\d", banner)
+
+
+def _docs_links(report: Path) -> list[str]:
+    parser = _Links()
+    parser.feed(report.read_text(encoding="utf-8"))
+    return [re.sub(r"%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), link.split("#")[0])[len("data_docs/"):]
+            for link in parser.links if link.startswith("data_docs/validations/")]
+
+
+def test_index_lists_runs_and_a_no_op_run_copies_nothing(warehouse_dsn: str, report: Path):
+    from reform_etl.report import write_index
+
+    reports = report.parent.parent
+    quiet = "scheduled__2026-11-23T18:00:00+00:00"
+    with psycopg.connect(warehouse_dsn) as conn:
+        conn.execute("insert into audit.pipeline_runs (run_id, status) values (%s, 'success')", (quiet,))
+        conn.commit()
+    before = sum(p.stat().st_size for p in reports.rglob("*") if p.is_file())
+    quiet_index = build_report(warehouse_dsn, quiet, reports)
+    after = sum(p.stat().st_size for p in reports.rglob("*") if p.is_file())
+    assert not (quiet_index.parent / "data_docs").exists()
+    assert after - before < 50_000, after - before
+    index = write_index(warehouse_dsn, reports)
+    rows = re.findall(r"<tr><td>(.*?)</tr>", index.read_text(encoding="utf-8"), re.S)
+    assert len(rows) == 2 and quiet in rows[0] and RUN in rows[1]  # newest first
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", "<td>" + rows[1])
+    # files, rejected, rows, quarantined, warnings: the run's own report says the same
+    totals = re.findall(r"<td>(\d+)</td>", report.read_text(encoding="utf-8").split("</table>")[0])
+    assert cells[4:9] == [totals[i] for i in (0, 2, 3, 5, 6)] and cells[4] == str(
+        sum(len(names) for names in FILES.values()) + 2)  # and the script-named file and the path outside
+    assert int(cells[7]) == len(_csv(report.parent / "quarantine.csv")) and int(cells[8]) > 0
+    assert "href='scheduled__2026-11-22T18_00_00_00_00/index.html'" in rows[1]
+
+
+def test_the_run_summary_names_a_rejection_by_its_rule_in_vietnamese_first(capsys):
+    from reform_etl import cli
+
+    cli._summary_tables({"run_id": "r", "rejected": [
+        {"path": "landing/../secret.csv", "error_code": "bad_path", "error": "path is outside the landing folder"}]})
+    out = " ".join(capsys.readouterr().out.split())
+    assert "unsafe_file_path" in out and "bad_path" not in out
+    assert out.index("Đường dẫn tệp không an toàn") < out.index("Unsafe file path") < out.index("path is outside")

@@ -39,6 +39,8 @@ SPEC_RULES = {
     ("par_scores_history", "self_appraised_gap"): "warn",
     ("dossier_stats_history", "on_time_rate_swing"): "warn",
     ("submission_run", "unit_missing_for_period"): "warn",
+    ("dossier_stats_history", "correction_fewer_rows"): "warn",
+    ("it_kpis_history", "correction_fewer_rows"): "warn",
 }
 
 

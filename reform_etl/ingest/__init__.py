@@ -9,13 +9,13 @@ through audit.v_submission_partitions.
 
 
 from reform_etl.ingest.copy import FileBytes, read_bytes
-from reform_etl.ingest.discover import SKIPPED_PREFIXES, discover, kind_of
+from reform_etl.ingest.discover import SKIPPED_PREFIXES, Discovery, discover, discover_files, kind_of
 from reform_etl.ingest.load import load_file, load_paths
 from reform_etl.ingest.normalise import NORMALISE_SQL
 from reform_etl.ingest.readers import FileRejected
 from reform_etl.ingest.registry import FileResult
 
 __all__ = [
-    "NORMALISE_SQL", "SKIPPED_PREFIXES", "FileBytes", "FileRejected", "FileResult", "discover",
-    "kind_of", "load_file", "load_paths", "read_bytes",
+    "NORMALISE_SQL", "SKIPPED_PREFIXES", "Discovery", "FileBytes", "FileRejected", "FileResult", "discover",
+    "discover_files", "kind_of", "load_file", "load_paths", "read_bytes",
 ]

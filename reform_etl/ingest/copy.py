@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,15 +42,19 @@ class FileBytes:
     content_end: int
     # (offset, line number) of the first line that starts past the middle of a large file: where its halves meet
     halfway: tuple[int, int] | None = None
+    # the file's size and modification time when it was opened: a file that differs later changed while read
+    size: int = -1
+    mtime_ns: int = -1
 
 
 def read_bytes(path: Path) -> FileBytes:
     digest = hashlib.sha256()
     last_special, last_content, offset, newlines = -1, -1, 0, 0
-    size = path.stat().st_size
-    middle = size // 2 if size >= SPLIT_COPY_BYTES else None
-    halfway = None
     with path.open("rb") as handle:
+        opened = os.fstat(handle.fileno())
+        size = opened.st_size
+        middle = size // 2 if size >= SPLIT_COPY_BYTES else None
+        halfway = None
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
             found = max(block.rfind(b'"'), block.rfind(b"\\"))
@@ -71,7 +76,7 @@ def read_bytes(path: Path) -> FileBytes:
             content_end = last_content + 2 + found if found >= 0 else offset
     if halfway is not None and halfway[0] >= content_end:
         halfway = None  # no line after it
-    return FileBytes(digest.hexdigest(), last_special, content_end, halfway)
+    return FileBytes(digest.hexdigest(), last_special, content_end, halfway, opened.st_size, opened.st_mtime_ns)
 
 
 COPY_CHUNK = 1 << 20

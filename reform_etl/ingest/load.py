@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from reform_etl.config import settings
 from reform_etl.ingest.copy import FileBytes, _copy_into_raw, _direct, _stream_csv_body, read_bytes
-from reform_etl.ingest.discover import discover, kind_of
+from reform_etl.ingest.discover import discover_files, escapes, kind_of, unsettled_for
 from reform_etl.ingest.normalise import _check_key_lengths, _normalise_into_raw
 from reform_etl.ingest.parsing import cell_text
 from reform_etl.ingest.readers import FileRejected, Table, open_table
@@ -42,14 +42,17 @@ def load_paths(paths: Iterable[Path], run_id: str | None = None, landing: Path |
     landing = (landing or settings().landing).resolve()
     dsn = dsn or warehouse_dsn()
     files: list[Path] = []
+    waiting: list[FileResult] = []
     for path in map(Path, paths):
         if path.is_dir() and path.resolve() == landing:
-            files.extend(discover(path, dsn))  # only what is new, in arrival order
+            found = discover_files(path, dsn)  # only what is new, in arrival order
+            files.extend(found.fresh)
+            waiting += [_not_settled(p, kind_of(p, landing), "modified within the quiet period") for p in found.waiting]
         elif path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()))
         else:
             files.append(path)
-    return [load_file(p, run_id=run_id, landing=landing, dsn=dsn) for p in files]
+    return [load_file(p, run_id=run_id, landing=landing, dsn=dsn) for p in files] + waiting
 
 
 def load_file(path: Path, run_id: str | None = None, landing: Path | None = None, dsn: str | None = None,
@@ -59,24 +62,31 @@ def load_file(path: Path, run_id: str | None = None, landing: Path | None = None
     landing = (landing or cfg.landing).resolve()
     archive = archive or cfg.archive
     dsn = dsn or warehouse_dsn()
-    resolved = Path(os.path.abspath(path))
-    try:
-        resolved.relative_to(landing)
-    except ValueError:
-        # Never read a file outside the landing folder: register the attempt by its path alone.
-        return _register_rejected(dsn, resolved, None, run_id, "bad_path",
-                                  f"path is outside the landing folder {landing} (đường dẫn nằm ngoài thư mục nhận)",
-                                  hashlib.sha256(str(resolved).encode()).hexdigest(), readable=False)
+    offered = Path(os.path.abspath(path))
+    if escapes(offered, landing):
+        # Never open a file whose real location is outside the landing folder (a link, `..`): register the
+        # attempt by its path alone.
+        real = offered.resolve()
+        where = "" if real == offered else f" (a link to {real}; liên kết tới {real})"
+        return _register_rejected(
+            dsn, offered, None, run_id, UNSAFE_PATH,
+            f"đường dẫn nằm ngoài thư mục nhận {landing}, không đọc tệp / path is outside the landing folder "
+            f"{landing}, not read{where}",
+            hashlib.sha256(str(offered).encode()).hexdigest(), readable=False)
+    resolved = offered.resolve()
     if not resolved.is_file():
         return _register_rejected(dsn, resolved, None, run_id, "unreadable", "file not found (không tìm thấy tệp)",
                                   hashlib.sha256(str(resolved).encode()).hexdigest(), readable=False)
     kind = kind_of(resolved, landing)
+    if wait := unsettled_for(resolved.stat().st_mtime, cfg.quiet_seconds):
+        return _not_settled(resolved, kind, f"modified less than {cfg.quiet_seconds:g} s ago; loaded once it has "
+                                            f"been still {wait:.0f} s more")
     facts = read_bytes(resolved)
     digest = facts.sha256
     with connect(dsn) as conn:
         # Serialise on the content: two loaders given the same bytes load them once.
         conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (digest,))
-        earlier = _earlier(conn, digest, resolved)
+        earlier = _earlier(conn, digest, resolved, run_id)
         if earlier:
             conn.commit()
             return earlier
@@ -92,6 +102,9 @@ def load_file(path: Path, run_id: str | None = None, landing: Path | None = None
             result = _load(conn, resolved, kind, facts, run_id, archive, dsn)
             conn.commit()
             return result
+        except FileChanged as changed:
+            conn.rollback()
+            return _not_settled(resolved, kind, str(changed))
         except FileRejected as rejected:
             conn.rollback()
             return _register_rejected(dsn, resolved, kind, run_id, rejected.code, rejected.message, digest)
@@ -101,6 +114,27 @@ def load_file(path: Path, run_id: str | None = None, landing: Path | None = None
             conn.rollback()
             _register_failed(dsn, resolved, kind, run_id, digest, exc)
             raise
+
+
+UNSAFE_PATH = "unsafe_file_path"  # the rule of the catalog (validation.rules.FILE_RULES)
+
+
+class FileChanged(Exception):
+    """The file's size or modification time changed while it was read: it is still being written."""
+
+
+def _unchanged_since_read(path: Path, facts: FileBytes) -> None:
+    """Raises FileChanged when the file is no longer what was read (an upload still appending to it)."""
+    now = path.stat()
+    if (now.st_size, now.st_mtime_ns) != (facts.size, facts.mtime_ns):
+        raise FileChanged(f"changed while it was read ({facts.size:,} → {now.st_size:,} bytes)")
+
+
+def _not_settled(path: Path, kind: str | None, why: str) -> FileResult:
+    """A file still being written: not registered, so a later run picks it up again; nothing of it is kept."""
+    return FileResult(None, str(path), kind, "waiting", error_code="file_not_stable",
+                      error=f"tệp đang được ghi, chưa nạp, sẽ nạp ở lượt sau / file still being written, not loaded "
+                            f"yet, a later run loads it: {why}")
 
 
 def _load(conn: psycopg.Connection, path: Path, kind: str, facts: FileBytes, run_id: str | None,
@@ -120,6 +154,7 @@ def _load(conn: psycopg.Connection, path: Path, kind: str, facts: FileBytes, run
     with _archiving(path, facts.sha256, archive) as archiving:
         rows, table, proven = _load_rows(conn, path, spec, file_id, facts, dsn)
         archived, _ = archiving.result()
+        _unchanged_since_read(path, facts)  # else nothing stays: not the rows, not the archived copy
     if table.warnings:  # an official form's totals that do not add up: warned by the kind's history suite
         from reform_etl.forms import store_findings
 

@@ -29,12 +29,15 @@ class FileResult:
     error_code: str | None = None
     error: str | None = None
     duplicate_of: int | None = None
+    seen_before: bool = False  # registered by an earlier run (or try) with the same path and bytes: reported again
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def _earlier(conn: psycopg.Connection, digest: str, path: Path) -> FileResult | None:
+def _earlier(conn: psycopg.Connection, digest: str, path: Path, run_id: str | None) -> FileResult | None:
+    """What became of the same bytes before: the same path again is reported as it was; another path is
+    registered as a duplicate belonging to this run (so its summary and report count it)."""
     row = conn.execute(
         "select file_id, path, kind, status, rows_total, rows_loaded, error_code, error from audit.submission_files "
         "where sha256 = %s and status in ('loaded', 'accepted', 'rejected')",
@@ -45,13 +48,14 @@ def _earlier(conn: psycopg.Connection, digest: str, path: Path) -> FileResult | 
     file_id, earlier_path, kind, status, rows_total, rows_loaded, error_code, error = row
     if earlier_path == str(path):
         # The same file seen again (a re-run of the same night): nothing to do, report what it was.
-        return FileResult(file_id, str(path), kind, status, rows_total, rows_loaded, error_code, error)
+        return FileResult(file_id, str(path), kind, status, rows_total, rows_loaded, error_code, error,
+                          seen_before=True)
     stat = path.stat()
     duplicate_id = conn.execute(
         "insert into audit.submission_files (run_id, kind, path, file_name, sha256, size_bytes, received_at, status, "
         "duplicate_of, error_code, error) values (%s, %s, %s, %s, %s, %s, %s, 'duplicate', %s, 'duplicate', %s) "
         "returning file_id",
-        (None, kind, str(path), path.name, digest, stat.st_size, _received_at(path), file_id,
+        (run_id, kind, str(path), path.name, digest, stat.st_size, _received_at(path), file_id,
          f"same content as file #{file_id} ({earlier_path}); loaded once (trùng nội dung, chỉ nạp một lần)"),
     ).fetchone()[0]
     return FileResult(duplicate_id, str(path), kind, "duplicate", 0, 0, "duplicate", None, file_id)
@@ -99,15 +103,16 @@ def _archiving(path: Path, digest: str, archive: Path) -> Iterator[Future[tuple[
 
 def _register_rejected(dsn: str, path: Path, kind: str | None, run_id: str | None, code: str, message: str,
                        digest: str, readable: bool = True) -> FileResult:
-    """Record a rejected file; `readable=False` for paths we must not open (outside landing, gone)."""
+    """Record a rejected file; `readable=False` for paths we must not open (outside landing, gone): their
+    digest is that of the path, their size and time the link's own (lstat), so the same path offered
+    again is reported as it was, not registered twice."""
     with connect(dsn) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (digest,))
-        earlier = _earlier(conn, digest, path) if readable else None
+        earlier = _earlier(conn, digest, path, run_id)
         if earlier:
             conn.commit()
             return earlier
-        size = path.stat().st_size if readable else 0
-        received = _received_at(path) if readable else datetime.now(UTC)
+        size, received = _stat_facts(path, follow=readable)
         file_id = conn.execute(
             "insert into audit.submission_files (run_id, kind, path, file_name, sha256, size_bytes, received_at, "
             "status, rows_total, rows_loaded, error_code, error) "
@@ -116,6 +121,15 @@ def _register_rejected(dsn: str, path: Path, kind: str | None, run_id: str | Non
         ).fetchone()[0]
         conn.commit()
     return FileResult(file_id, str(path), kind, "rejected", 0, 0, code, message)
+
+
+def _stat_facts(path: Path, follow: bool) -> tuple[int, datetime]:
+    """Size and modification time; of the link itself when `follow` is False (its target is never touched)."""
+    try:
+        stat = path.stat() if follow else path.lstat()
+    except OSError:
+        return 0, datetime.now(UTC)
+    return stat.st_size, datetime.fromtimestamp(stat.st_mtime, tz=UTC)
 
 
 def _register_failed(dsn: str, path: Path, kind: str | None, run_id: str | None, digest: str, exc: Exception) -> None:

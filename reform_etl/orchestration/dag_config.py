@@ -11,6 +11,7 @@ plain `dbt`, the CLI and the Cosmos tasks all use that one profile.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pendulum
@@ -40,6 +41,15 @@ MARTS_ASSET = "reform.marts"  # the nightly published marts and its run report
 NIGHTLY_CRON = "0 1 * * *"  # 01:00 local time, after the districts' evening uploads
 START_DATE = pendulum.datetime(2026, 1, 1, tz=TIMEZONE)
 OWNER = "reform-data-team"
+# Transient errors (a connection lost, a warehouse restarting) are retried, briefly: 5 s then 10 s, so a
+# warehouse that is down fails the night within a minute (orchestration.tasks.is_transient) instead of
+# retrying for many minutes; the next night recovers.
+TRANSIENT_RETRIES = {
+    "retries": 2,
+    "retry_delay": timedelta(seconds=5),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(seconds=20),
+}
 TAGS_COMMON = ("reform", "par-index")
 
 

@@ -92,12 +92,14 @@ def run_dag(dag_id: str, logical_date: datetime | None = None, conf: dict | None
     `mark_success_pattern`: task ids (regex) marked successful without running, e.g. the dbt test
     tasks when a caller only needs the marts rebuilt.
     """
-    from reform_etl import warehouse
+    from reform_etl import runs, warehouse
     from reform_etl.transform.dbt import dbt_env
 
     dsn = dsn or warehouse.dsn()
     warehouse.bootstrap(dsn)
     env = {**dbt_env(dsn), "WAREHOUSE_DSN": dsn, "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+           # this process runs every task: a run it leaves `running` when killed is abandoned by the next one
+           runs.OWNER_ENV: runs.this_process(),
            # dbt prints every model's progress to the terminal; errors still show. DBT_QUIET=False for all.
            "DBT_QUIET": os.environ.get("DBT_QUIET", "True")}
     with environment(env):

@@ -27,12 +27,20 @@ log = logging.getLogger(__name__)
 
 # psycopg errors that mean "the connection went away", worth a retry with backoff.
 TRANSIENT_SQLSTATE_CLASSES = ("08", "57P", "53")
+# A warehouse that has refused every connection this long is down, not restarting: the tasks still to
+# run fail at once (the night fails within a minute, saying where it looked), and the next night recovers.
+WAREHOUSE_DOWN_BUDGET_SECONDS = 40
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Connection lost / server shutting down / too many connections: retry with backoff."""
+    """Connection lost / server shutting down / too many connections: retry with backoff (a warehouse
+    unreachable for longer than WAREHOUSE_DOWN_BUDGET_SECONDS is not)."""
     import psycopg
 
+    from reform_etl.warehouse import WarehouseUnreachable
+
+    if isinstance(exc, WarehouseUnreachable):
+        return exc.down_for < WAREHOUSE_DOWN_BUDGET_SECONDS
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | ConnectionError | TimeoutError):
         sqlstate = getattr(exc, "sqlstate", None)
         return sqlstate is None or sqlstate.startswith(TRANSIENT_SQLSTATE_CLASSES)
@@ -77,7 +85,7 @@ def task_start(context: Any) -> dict:
 def task_discover(run: dict) -> list[str]:
     from reform_etl import runs
 
-    paths = runs.discover(run["landing"])
+    paths = runs.discover(run["landing"], run["run_id"])
     log.info("%d new file(s) in %s", len(paths), run["landing"])
     return paths
 
@@ -145,8 +153,10 @@ def task_refresh_dbt(run: dict) -> str:
 
 @transient_only
 def task_report(run: dict) -> str:
+    """The run's report. Every dbt task is done by now: a full build `marts_built` did not close failed."""
     from reform_etl import runs
 
+    close_transform(run["run_id"], "failed", ("full",))
     return runs.build_report(run["run_id"])
 
 
@@ -176,7 +186,8 @@ def summary_paragraph(summary: dict, status: str) -> str:
     return (
         f"Run {summary.get('run_id')} {status}: {summary.get('files_seen', 0)} file(s) seen, "
         f"{summary.get('files_loaded', 0)} loaded, {summary.get('files_rejected', 0)} rejected, "
-        f"{summary.get('files_duplicate', 0)} duplicate, {summary.get('files_failed', 0)} failed; "
+        f"{summary.get('files_duplicate', 0)} duplicate, {summary.get('files_failed', 0)} failed, "
+        f"{summary.get('files_waiting', 0)} still being written (left for a later run); "
         f"rows loaded per kind: {rows_text}. {dbt_text(summary.get('dbt'))} "
         f"Report: {summary.get('report') or 'not built'}. Warehouse: {summary.get('dsn')}."
     )

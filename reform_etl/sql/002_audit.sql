@@ -5,11 +5,27 @@ create table if not exists audit.pipeline_runs (
     started_at    timestamptz not null default now(),
     ended_at      timestamptz,
     status        text not null default 'running'
-                  check (status in ('running', 'success', 'failed')),
+                  check (status in ('running', 'success', 'failed', 'abandoned')),
     triggered_by  text,
     summary       jsonb,
-    error         text
+    error         text,                    -- failed tasks; for an abandoned run, when and why it was judged so
+    owner         text,                    -- host:pid of the process driving the whole run (CLI, local runner)
+    heartbeat_at  timestamptz              -- the last step of the run that began: a silent run is abandoned
 );
+-- (a warehouse bootstrapped before runs could be abandoned: the columns and the wider status check, altered
+-- only when missing: an ALTER waits for every open transaction on the table, a concurrent load's included)
+do $$
+begin
+    if not exists (select 1 from pg_constraint where conname = 'pipeline_runs_status_check'
+                   and conrelid = 'audit.pipeline_runs'::regclass
+                   and pg_get_constraintdef(oid) like '%abandoned%') then
+        alter table audit.pipeline_runs add column if not exists owner text,
+            add column if not exists heartbeat_at timestamptz,
+            drop constraint if exists pipeline_runs_status_check,
+            add constraint pipeline_runs_status_check
+                check (status in ('running', 'success', 'failed', 'abandoned'));
+    end if;
+end $$;
 
 create table if not exists audit.submission_files (
     file_id          bigserial primary key,

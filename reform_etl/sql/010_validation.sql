@@ -7,11 +7,23 @@ create table if not exists audit.validation_runs (
     started_at    timestamptz not null default now(),
     ended_at      timestamptz,
     status        text not null default 'running'
-                  check (status in ('running', 'success', 'failed')),
+                  check (status in ('running', 'success', 'failed', 'abandoned')),
     gx_version    text,
     files_validated integer not null default 0,
     error         text
 );
+-- abandoned: its pipeline run's process died (reform_etl.runs.mark_abandoned); older warehouses get the wider
+-- check (altered only when missing: an ALTER waits for every open transaction on the table)
+do $$
+begin
+    if not exists (select 1 from pg_constraint where conname = 'validation_runs_status_check'
+                   and conrelid = 'audit.validation_runs'::regclass
+                   and pg_get_constraintdef(oid) like '%abandoned%') then
+        alter table audit.validation_runs drop constraint if exists validation_runs_status_check,
+            add constraint validation_runs_status_check
+                check (status in ('running', 'success', 'failed', 'abandoned'));
+    end if;
+end $$;
 
 -- One row per run x file x suite x rule. file_id is null for run-level rules
 -- (e.g. "a unit missing for a period that others reported").

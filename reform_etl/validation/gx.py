@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 
 import psycopg
@@ -17,6 +18,12 @@ log = logging.getLogger(__name__)
 SAMPLE_ROWS = 20
 
 
+def portable_name(run_id: str) -> str:
+    """A run id as one folder name portable to Windows and safe from '..' (Airflow run ids hold ':' and '+'):
+    the run name GX files a run's results and Data Docs pages under, and the run's report folder."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._") or "run"
+
+
 class ValidationError(RuntimeError):
     """The validation itself broke (a query failed, counts disagree): a pipeline failure, not a data finding."""
 
@@ -25,7 +32,7 @@ def _run_suite(context, suite: str, batch_parameters: dict, run_id: str):
     from great_expectations.core.run_identifier import RunIdentifier
 
     definition = context.validation_definitions.get(suite)
-    run = RunIdentifier(run_name=run_id, run_time=dt.datetime.now(dt.UTC))
+    run = RunIdentifier(run_name=portable_name(run_id), run_time=dt.datetime.now(dt.UTC))
     started = time.perf_counter()
     result = definition.run(batch_parameters=batch_parameters, result_format="COMPLETE", run_id=run)
     log.debug("suite %s %s: %.2fs", suite, batch_parameters if "dataframe" not in batch_parameters else "",

@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from reform_etl.deadlines import deadline_at_sql
 from reform_etl.kinds import KIND_SPECS, KindSpec, ValueType
 
 
@@ -561,9 +562,45 @@ def _form_totals(kind: str) -> Rule:
     )
 
 
+# Kinds whose later file for a unit and period replaces the earlier one's rows (SPEC §3); PAR scores and 766
+# figures are taken value by value from the latest file that provides each, so a shorter file removes nothing.
+REPLACING_KINDS = ("dossier_stats", "it_kpis")
+
+
+def _correction_rule() -> Rule:
+    """A file that replaces an earlier accepted file for a unit and period with fewer rows (SPEC §4 warn)."""
+    this_file = "(select y._file_id from (select * from {rows}) y limit 1)"
+    earlier = (
+        "select q.file_id, q.row_count from audit.submission_partitions q, audit.submission_files g "
+        "where g.file_id = q.file_id and g.status = 'accepted' and q.kind = p.kind and q.unit_code = p.unit_code "
+        "and q.period = p.period and (g.received_at, g.file_id) < (f.received_at, f.file_id) "
+        "order by g.received_at desc, g.file_id desc limit 1"
+    )
+    return Rule(
+        "correction_fewer_rows", Severity.WARN,
+        "Tệp nộp sau thay thế tệp trước của cùng đơn vị và kỳ nhưng có ít dòng hơn: các dòng thiếu bị gỡ khỏi dữ liệu",
+        "A later file replaces an earlier one for the same unit and period with fewer rows: the rows it lacks leave "
+        "the marts",
+        query=(
+            f"select p.unit_code, p.period, p.file_id, prev.file_id as replaces_file_id, "
+            f"prev.row_count as previous_rows, p.row_count as rows, "
+            f"'tệp #' || p.file_id || ' thay thế tệp #' || prev.file_id || ' của đơn vị ' || p.unit_code "
+            f"|| ', kỳ ' || p.period || ': ' || prev.row_count || ' dòng → ' || p.row_count || ' / file #' "
+            f"|| p.file_id || ' replaces file #' || prev.file_id || ' for unit ' || p.unit_code || ', period ' "
+            f"|| p.period || ': ' || prev.row_count || ' rows → ' || p.row_count as detail "
+            f"from audit.submission_partitions p, audit.submission_files f, lateral ({earlier}) prev "
+            f"where p.file_id = {this_file} and f.file_id = p.file_id and prev.row_count > p.row_count "
+            f"order by p.unit_code, p.period"
+        ),
+    )
+
+
 def history_rules(kind: str) -> list[Rule]:
     """Warnings that compare a file's rows with other files (run per accepted file, after all files of the run),
     and those the reader of an official form found in the file."""
+    corrections = [_correction_rule()] if kind in REPLACING_KINDS else []
+    if kind != "dossier_stats" and kind != "par_scores":
+        return corrections
     mine = NOT_QUARANTINED.format(kind=kind, a="r")
     if kind == "par_scores":
         max_points = ("(select max(m.max_points) from audit.ref_criteria m where m.criterion_code = x.criterion_code "
@@ -583,8 +620,6 @@ def history_rules(kind: str) -> list[Rule]:
                 f"order by x._row_number"
             ),
         ), _form_totals(kind)]
-    if kind != "dossier_stats":
-        return []
     carried = Rule(
         "carried_over_mismatch", Severity.WARN,
         "Số kỳ trước chuyển qua khác số đang giải quyết cuối tháng trước",
@@ -614,7 +649,7 @@ def history_rules(kind: str) -> list[Rule]:
             f"order by u.unit_code, u.period"
         ),
     )
-    return [carried, swing, _form_totals(kind)]
+    return [carried, swing, _form_totals(kind), *corrections]
 
 # ---------------------------------------------------------------- run-level warnings (suite `submission_run`)
 
@@ -650,7 +685,9 @@ def run_rules() -> list[tuple[str, Rule]]:
             f"where s._file_id in (select f.file_id from (select * from {{rows}}) f where f.status = 'accepted') "
             f"and left(s.{spec.period_column}, {width}) ~ '{regex}') t, "
             f"(select distinct o.unit_code from reported o) roster "
-            f"where exists (select 1 from reported h where h.period = t.period) "
+            # only periods past their deadline: the one definition rpt_submission_status uses (reform_etl.deadlines)
+            f"where now() > {deadline_at_sql('t.period')} "
+            f"and exists (select 1 from reported h where h.period = t.period) "
             f"and not exists (select 1 from reported h where h.unit_code = roster.unit_code and h.period = t.period) "
             # on the roster for a period: the unit still exists on the period's last day (a district
             # abolished on 2025-07-01 is not expected to report the year 2025 or July 2025)
@@ -660,8 +697,8 @@ def run_rules() -> list[tuple[str, Rule]]:
         )
         out.append((kind, Rule(
             "unit_missing_for_period", Severity.WARN,
-            "Đơn vị chưa nộp báo cáo cho kỳ mà các đơn vị khác đã nộp",
-            "A unit is missing for a period that other units reported",
+            "Đơn vị chưa nộp báo cáo cho kỳ đã quá hạn nộp mà các đơn vị khác đã nộp",
+            "A unit is missing for a period that other units reported and that is past its deadline",
             query=query,
         )))
     return out
@@ -680,7 +717,7 @@ class FileRule:
 
 
 FILE_RULES = (
-    FileRule("unsafe_file_path", "path_is_safe", ("bad_path",),
+    FileRule("unsafe_file_path", "path_is_safe", ("unsafe_file_path", "bad_path"),  # bad_path: older rows
              "Đường dẫn tệp không an toàn hoặc nằm ngoài thư mục nhận",
              "Unsafe file path, or outside the landing folder"),
     FileRule("file_unreadable", "is_readable", ("unreadable",),
@@ -705,6 +742,11 @@ FILE_RULES = (
     FileRule("file_not_parsed", "is_parsed", (),
              "Tệp không xử lý được vì lý do khác (xem chi tiết lỗi)", "File could not be processed (see the error)"),
 )
+
+
+def file_rule_for(error_code: str | None) -> FileRule | None:
+    """The file rule a loader's error_code means (`bad_path` -> `unsafe_file_path`), None if none does."""
+    return next((rule for rule in FILE_RULES if error_code in rule.loader_codes), None)
 
 
 def all_rules() -> list[tuple[str, str, Rule | FileRule]]:

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 
 LOADER_CODES = {code for rule in R.FILE_RULES for code in rule.loader_codes}
+UNSAFE_PATH_CODES = next(rule.loader_codes for rule in R.FILE_RULES if rule.name == "unsafe_file_path")
 
 
 def file_shape(row: dict) -> dict[str, bool]:
@@ -31,7 +32,7 @@ def file_shape(row: dict) -> dict[str, bool]:
     keys = list(mapping.values())
     loaded = row["status"] in ("loaded", "accepted")
     return {
-        "path_is_safe": code != "bad_path" and ".." not in Path(row["path"]).parts,
+        "path_is_safe": code not in UNSAFE_PATH_CODES and ".." not in Path(row["path"]).parts,
         "is_readable": code != "unreadable",
         "is_within_limits": code != "file_too_large",
         "has_unit_and_period": code not in ("unit_unresolved", "period_unresolved"),

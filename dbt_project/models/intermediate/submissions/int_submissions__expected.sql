@@ -1,7 +1,7 @@
-{% set tz = var('submission_timezone') %}
 -- Who should have submitted what: for each province that submits anything, every unit valid
 -- in a period (districts before the 2025 reform; communes and departments after it) x each
--- kind, monthly for dossier_stats / it_kpis, yearly for par_scores, with its deadline.
+-- kind, monthly for dossier_stats / it_kpis, yearly for par_scores, with its deadline (the
+-- one definition the run warning unit_missing_for_period shares: macros/submission_deadline.sql).
 -- Record-level `dossiers` exports are optional and not expected.
 with
 
@@ -72,9 +72,7 @@ monthly as (
         versions.unit_code,
         versions.unit_key,
         versions.province_code,
-        to_char(months.month_start, 'YYYY-MM') as period,
-        (months.month_start + interval '1 month'
-            + ({{ var('submission_deadline_day_of_next_month') }} - 1) * interval '1 day')::date as deadline_date
+        to_char(months.month_start, 'YYYY-MM') as period
     from months
     cross join (values ('dossier_stats'), ('it_kpis')) as kinds (kind)
     inner join versions on months.month_start between versions.valid_from and versions.valid_to
@@ -89,9 +87,7 @@ yearly as (
         versions.unit_code,
         versions.unit_key,
         versions.province_code,
-        years.year::text as period,
-        to_date((years.year + 1)::text || '-' || '{{ var("submission_deadline_yearly") }}', 'YYYY-MM-DD')
-            as deadline_date
+        years.year::text as period
     from years
     inner join versions on make_date(years.year, 12, 31) between versions.valid_from and versions.valid_to
     inner join reporting_provinces on reporting_provinces.province_code = versions.province_code
@@ -111,8 +107,9 @@ final as (
     select
         {{ surrogate_key(['unit_code', 'period', 'kind']) }} as submission_status_id,
         *,
+        {{ submission_deadline('period') }} as deadline_date,
         -- end of the deadline day, local time
-        ((deadline_date + 1)::timestamp at time zone '{{ tz }}') as deadline_at
+        {{ submission_deadline_at('period') }} as deadline_at
     from unioned
 
 )

@@ -1,7 +1,9 @@
 -- PAR index per unit and year: index % = appraised points (survey leaves included) / the
 -- framework's max points x 100; ranked within the province, year and unit level (ties share
 -- a rank: 1-2-2-4); rank_change = previous_rank - rank (positive = improved); band from the
--- province's band table (default '*').
+-- province's band table (default '*'). A leaf without an accepted score (never sent, or its
+-- row quarantined) counts 0 in the index: leaves_scored / leaves_expected say so, and the rank
+-- of an incomplete unit is provisional (rank_is_provisional).
 with
 
 scores as (
@@ -34,6 +36,12 @@ bands as (
 
 ),
 
+completeness as (
+
+    select * from {{ ref('int_par_scores__completeness') }}
+
+),
+
 framework_max as (
 
     select framework_code, sum(max_points) as max_total
@@ -50,7 +58,6 @@ totals as (
         scores.framework_code,
         sum(scores.self_score) as self_total,
         sum(scores.appraised_score) as appraised_total,
-        count(*) as scored_leaves,
         max(scores.loaded_at) as loaded_at
     from scores
     group by scores.unit_code, scores.year, scores.framework_code
@@ -66,11 +73,16 @@ indexed as (
         versions.province_code,
         versions.level,
         framework_max.max_total,
+        completeness.leaves_scored,
+        completeness.leaves_expected,
+        completeness.is_complete,
+        completeness.missing_criteria,
         round(100.0 * coalesce(totals.appraised_total, 0) / nullif(framework_max.max_total, 0), 2) as index_pct
     from totals
     inner join framework_max on framework_max.framework_code = totals.framework_code
     left join units on units.unit_code = totals.unit_code and units.period = lpad(totals.year::text, 4, '0') || '-12'
     left join versions on versions.unit_key = units.unit_key
+    inner join completeness on completeness.unit_code = totals.unit_code and completeness.year = totals.year
 
 ),
 
@@ -128,8 +140,12 @@ final as (
         round(appraised_total, 2) as appraised_total,
         max_total,
         index_pct,
-        scored_leaves,
+        leaves_scored,
+        leaves_expected,
+        is_complete,
+        missing_criteria,
         rank_in_province,
+        not is_complete as rank_is_provisional,
         units_ranked,
         previous_rank,
         previous_rank - rank_in_province as rank_change,
