@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # dbt must be on PATH for Cosmos to render the dbt task group.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test lint bench clean-warehouse airflow
+.PHONY: install run test lint bench clean-warehouse airflow chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The browser tests (tests/test_dashboard.py) open the dashboard and the run report in Debian's
+# headless Chromium; installed here when missing (as root, as on CI and a fresh machine).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+
 run: install
 	$(BIN)/reform-etl warehouse start
 	$(BIN)/reform-etl sample --out landing
 	$(BIN)/reform-etl run --landing landing
 	$(BIN)/reform-etl docs
 
-test: install
+test: install chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -663,6 +663,9 @@ def build_report(dsn: str, run_id: str, out_dir: Path) -> Path:
     _write_quarantine_csv(dsn, run_id, folder / "quarantine.csv", data["unit_names"])
     index = folder / "index.html"
     index.write_text(_page(data, run_id, docs), encoding="utf-8")
+    from reform_etl import dashboard  # the leader's page beside the report (and in <out_dir>/latest/)
+
+    dashboard.write_for_run(dsn, folder)
     write_index(dsn, out_dir)
     return index
 

@@ -101,3 +101,29 @@ def test_image_builds_the_manifest_at_build_time():
     dockerfile = (REPO / "docker" / "Dockerfile").read_text()
     assert "ensure_manifest" in dockerfile
     assert "apache-airflow-providers-celery" in dockerfile
+
+
+def test_superset_is_an_optional_bi_service_reading_as_bi_reader(compose):
+    """Superset (profile `bi`): its own image (official + Postgres driver), connected as bi_reader, the
+    marts registered as datasets with the warehouse's own descriptions, secrets checked at its start."""
+    superset = compose["services"]["superset"]
+    assert superset["profiles"] == ["bi"]
+    assert all("profiles" not in compose["services"][name] for name in (*AIRFLOW_SERVICES, "postgres"))
+    context = REPO / superset["build"]["context"]
+    assert re.search(r"^FROM apache/superset:\$\{SUPERSET_VERSION\}", (context / "Dockerfile").read_text(), re.M)
+    assert "psycopg2-binary" in (context / "Dockerfile").read_text()
+    env = superset["environment"]
+    assert env["BI_READER_PASSWORD"].startswith("${BI_READER_PASSWORD:?")
+    assert env["WAREHOUSE_HOST"] == "postgres"
+    assert superset["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    boot = (context / "bootstrap.sh").read_text()
+    assert superset["command"] == ["/app/reform/bootstrap.sh"]
+    for secret in ("SUPERSET_SECRET_KEY", "SUPERSET_ADMIN_PASSWORD"):
+        assert f'"${{{secret}:?set {secret} in .env}}"' in boot  # refused at start when unset
+        assert env[secret] == f"${{{secret}:-}}"
+    assert "register_marts.py" in boot and boot.rstrip().endswith("run-server.sh")
+    script = (context / "register_marts.py").read_text()
+    compile(script, "register_marts.py", "exec")
+    assert "postgresql+psycopg2://bi_reader:" in script
+    assert "relnamespace = 'marts'::regnamespace" in script and "SqlaTable" in script
+    assert "col_description" in script and "obj_description" in script

@@ -133,19 +133,22 @@ unpivoted as (
 final as (
 
     select
-        {{ surrogate_key(['unit_code', 'period', 'field_code', 'column_name']) }} as reconciliation_key,
-        unit_key,
-        unit_code,
-        {{ period_key('period') }} as period_key,
-        period,
-        field_code,
-        column_name,
-        reported_value::bigint as reported_value,
-        derived_value::bigint as derived_value,
-        (reported_value - derived_value)::bigint as difference,
-        reported_file_id
+        {{ surrogate_key(['unpivoted.unit_code', 'unpivoted.period', 'unpivoted.field_code', 'unpivoted.column_name']) }}
+            as reconciliation_key,
+        unpivoted.unit_key,
+        unpivoted.unit_code,
+        versions.unit_name,
+        {{ period_key('unpivoted.period') }} as period_key,
+        unpivoted.period,
+        unpivoted.field_code,
+        unpivoted.column_name,
+        unpivoted.reported_value::bigint as reported_value,
+        unpivoted.derived_value::bigint as derived_value,
+        (unpivoted.reported_value - unpivoted.derived_value)::bigint as difference,
+        unpivoted.reported_file_id
     from unpivoted
-    where reported_value is distinct from derived_value
+    left join {{ ref('int_units__versions') }} as versions on versions.unit_key = unpivoted.unit_key
+    where unpivoted.reported_value is distinct from unpivoted.derived_value
 
 )
 

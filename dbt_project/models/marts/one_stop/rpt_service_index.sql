@@ -206,6 +206,7 @@ final as (
         {{ surrogate_key(['scored.unit_code', 'scored.period', 'scored.metric_code']) }} as service_index_key,
         scored.unit_key,
         scored.unit_code,
+        unit_names.unit_name,
         scored.province_code,
         case when scored.period ~ '^[0-9]{4}$' then null else {{ period_key('scored.period') }} end as period_key,
         scored.period,
@@ -246,6 +247,7 @@ final as (
         sum(scored.max_score) over (partition by scored.unit_code, scored.period) as total_max_score
     from scored
     inner join groups on groups.group_code = scored.group_code
+    left join {{ ref('int_units__versions') }} as unit_names on unit_names.unit_key = scored.unit_key
     left join group_published
         on group_published.unit_code = scored.unit_code and group_published.period = scored.period
         and group_published.group_code = scored.group_code

@@ -12,7 +12,7 @@ scores as (
 metric_rows as (
 
     select
-        unit_key, unit_code, period, 'metric' as level, group_code, metric_code as code,
+        unit_key, unit_code, unit_name, period, 'metric' as level, group_code, metric_code as code,
         score as our_score, published_score, score_difference as difference
     from scores
     where not is_published_only and published_score is not null and is_scored
@@ -23,7 +23,7 @@ metric_rows as (
 group_rows as (
 
     select distinct
-        unit_key, unit_code, period, 'group' as level, group_code, group_code as code,
+        unit_key, unit_code, unit_name, period, 'group' as level, group_code, group_code as code,
         group_score as our_score, group_published_score as published_score, group_score_difference as difference
     from scores
     where not is_published_only and group_published_score is not null

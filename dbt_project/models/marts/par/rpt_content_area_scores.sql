@@ -12,6 +12,12 @@ criteria as (
 
 ),
 
+versions as (
+
+    select * from {{ ref('int_units__versions') }}
+
+),
+
 area_max as (
 
     select framework_code, content_area_code, content_area_name_vi, content_area_name_en,
@@ -43,6 +49,7 @@ final as (
             as content_area_score_key,
         area_points.unit_key,
         area_points.unit_code,
+        versions.unit_name,
         area_points.year,
         area_points.framework_code,
         area_points.content_area_code,
@@ -56,6 +63,7 @@ final as (
     inner join area_max
         on area_max.framework_code = area_points.framework_code
         and area_max.content_area_code = area_points.content_area_code
+    left join versions on versions.unit_key = area_points.unit_key
 
 )
 

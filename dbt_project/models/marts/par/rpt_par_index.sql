@@ -69,6 +69,7 @@ indexed as (
     select
         totals.*,
         units.unit_key,
+        versions.unit_name,
         versions.province_code,
         versions.level,
         framework_max.max_total,
@@ -130,6 +131,7 @@ final as (
         {{ surrogate_key(['unit_code', 'year']) }} as par_index_key,
         unit_key,
         unit_code,
+        unit_name,
         year,
         province_code,
         level,

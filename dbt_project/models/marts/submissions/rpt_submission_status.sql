@@ -218,6 +218,8 @@ final as (
         submission_status_id as submission_status_key,
         unit_key,
         unit_code,
+        (select v.unit_name from {{ ref('int_units__versions') }} as v where v.unit_key = statuses.unit_key)
+            as unit_name,
         province_code,
         kind,
         period,
