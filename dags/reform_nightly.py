@@ -31,6 +31,8 @@ from cosmos import DbtTaskGroup
 from reform_etl import orchestration as orc
 from reform_etl.orchestration import dag_config
 
+DBT_PROJECT = dag_config.dbt_project_for(__file__)  # DBT_PROJECT_DIR overrides it
+
 RAW = Asset(orc.RAW_ASSET)
 SEEDS = Asset(orc.SEEDS_ASSET)
 MARTS = Asset(orc.MARTS_ASSET)
@@ -99,8 +101,8 @@ with DAG(
 
     dbt = DbtTaskGroup(
         group_id=orc.DBT_GROUP_ID,
-        project_config=dag_config.project_config(),
-        profile_config=dag_config.profile_config(),
+        project_config=dag_config.project_config(DBT_PROJECT),
+        profile_config=dag_config.profile_config(DBT_PROJECT),
         execution_config=dag_config.execution_config(),
         render_config=dag_config.render_config(exclude=["resource_type:seed"]),
         operator_args={**dag_config.operator_args(), "retries": 0},  # a failing model or test is not transient

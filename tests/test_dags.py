@@ -51,6 +51,45 @@ def test_dagbag_has_no_import_errors(dagbag):
     assert {"reform_nightly", "reform_reference_data"} <= set(dagbag.dags)
 
 
+DAGBAG_SCRIPT = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({"errors": bag.import_errors, "dags": sorted(bag.dags)}))
+"""
+
+
+def test_dag_integrity_in_a_fresh_airflow_home(tmp_path):
+    """What a user's own Airflow does: a fresh AIRFLOW_HOME, `dags/` as the DAGs folder, nothing run before.
+
+    The dbt project is a copy without target/ (no manifest yet), so parsing has to find the project
+    from the DAG file's place (DBT_PROJECT_DIR here) and make the manifest itself.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(REPO / "dbt_project", project, symlinks=True,
+                    ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    (tmp_path / "seeds").symlink_to(REPO / "seeds")  # what dbt_project/seeds links to
+    home = tmp_path / "airflow"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "REFORM_", "DBT_", "WAREHOUSE_"))}
+    env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "DBT_PROJECT_DIR": str(project),
+                # the first parse runs `dbt parse` once; a loaded test machine must not hit the 30 s default
+                "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600"})
+    proc = subprocess.run([sys.executable, "-c", DAGBAG_SCRIPT, str(REPO / "dags")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bag = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert bag["errors"] == {}
+    assert bag["dags"] == ["reform_nightly", "reform_reference_data"]
+    assert (project / "target" / "manifest.json").is_file()
+    assert not (home / "dbt_project").exists()  # nothing of the dbt project is written into the Airflow home
+
+
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
 def test_each_dag_file_parses_fast(airflow_home, dag_file):
     from airflow.dag_processing.dagbag import DagBag

@@ -12,6 +12,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
@@ -80,10 +81,11 @@ def dbt_environment(dsn: str | None = None) -> dict[str, str]:
     return {**os.environ, **env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
 
 
-def run_dbt_cli(args: list[str], dsn: str | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """Run the dbt executable in a subprocess on the Cosmos project; raises RuntimeError when it fails."""
-    project = dbt_project.project_dir()
-    profiles = dbt_project.profiles_yml().parent
+def run_dbt_cli(args: list[str], dsn: str | None = None, timeout: float = 1800,
+                project: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the dbt executable in a subprocess on the project; raises RuntimeError when it fails."""
+    project = project or dbt_project.project_dir()
+    profiles = dbt_project.profiles_yml(project).parent
     cmd = [dbt_project.dbt_executable(), *args, "--project-dir", str(project), "--profiles-dir", str(profiles)]
     log.info("running %s", " ".join(cmd))
     proc = subprocess.run(cmd, env=dbt_environment(dsn), capture_output=True, text=True, timeout=timeout, cwd=project)

@@ -47,7 +47,7 @@ def local_today():
 
 def project_fingerprint() -> str:
     """sha256 over the dbt project's code (yml, models, macros, tests; not the seeds): changes with the models."""
-    source = dbt_project.source_project_dir()
+    source = dbt_project.project_dir()
     digest = hashlib.sha256()
     for path in dbt_code(source):
         digest.update(str(path.relative_to(source)).encode())
