@@ -2,7 +2,8 @@
 
 Thin on purpose: every task body is a function of reform_etl.orchestration, the dbt wiring lives in
 reform_etl.orchestration.dag_config. Per file, load and validate run as one mapped task group, so a file that
-fails never blocks the others; dbt starts once every file is done, whatever became of each.
+fails never blocks the others; dbt starts once every file is done, whatever became of each, and
+the run's cross-file warning checks (`cross_file_checks`) have run on what they left.
 
 Between the gates and dbt, `decide_dbt` branches (reform_etl.transform.decision.decide_dbt, recorded in
 audit.transform_runs): a full build (the Cosmos group, one `dbt build` task per model) when anything
@@ -91,6 +92,11 @@ with DAG(
         """Gate: dbt runs once every file is loaded, rejected or failed."""
 
     @task
+    def cross_file_checks(run: dict) -> dict:
+        """Once every file is validated: the run's cross-file and run-level warnings (audit.validation_results)."""
+        return orc.task_cross_file_checks(run)
+
+    @task
     def reference_data(run: dict) -> bool:
         return orc.transient_only(orc.load_seeds)(run["run_id"])
 
@@ -128,7 +134,7 @@ with DAG(
     run = start()
     files = per_file.partial(run=run).expand(path=discover(run))
     decide = decide_dbt(run, reference_data(run))
-    files >> files_done() >> decide
+    files >> files_done() >> cross_file_checks(run) >> decide
     refresh = dbt_refresh(run)
     decide >> [dbt, refresh]
     built = marts_built(run)

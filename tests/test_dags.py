@@ -127,8 +127,11 @@ def test_nightly_shape(dagbag):
     assert cron.expression == "0 1 * * *" and "Ho_Chi_Minh" in str(cron.timezone)
     assert dag.timetable.asset_condition.name == orchestration.SEEDS_ASSET
     ids = set(dag.task_ids)
-    assert {"start", "discover", "per_file.load", "per_file.validate", "files_done", "reference_data", "decide_dbt",
-            "dbt_refresh", "marts_built", "report", "finish"} <= ids
+    assert {"start", "discover", "per_file.load", "per_file.validate", "files_done", "cross_file_checks",
+            "reference_data", "decide_dbt", "dbt_refresh", "marts_built", "report", "finish"} <= ids
+    # The cross-file warning checks are a task of their own: after every file, before dbt and the report.
+    assert dag.task_dict["cross_file_checks"].upstream_task_ids == {"files_done", "start"}
+    assert "cross_file_checks" in dag.task_dict["decide_dbt"].upstream_task_ids
     # Load and validate are mapped per file, inside one mapped group (one bad file blocks nothing).
     from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 
@@ -155,7 +158,7 @@ def test_nightly_shape(dagbag):
     # The branch: decide_dbt -> the dbt group's roots (full) or dbt_refresh (refresh) or neither (skip).
     roots = {t.task_id for t in dag.task_group_dict[orchestration.DBT_GROUP_ID].roots}
     assert dag.task_dict["decide_dbt"].downstream_task_ids == roots | {"dbt_refresh"}
-    assert {"files_done", "reference_data"} <= dag.task_dict["decide_dbt"].upstream_task_ids
+    assert {"cross_file_checks", "reference_data"} <= dag.task_dict["decide_dbt"].upstream_task_ids
     # Every dbt task keeps all_success, so a skipped root skips everything after it; report and finish
     # run whatever happened, after every dbt task (not only after marts_built, which fails fast).
     assert all(dag.task_dict[t].trigger_rule == "all_success" for t in cosmos + ["marts_built", "dbt_refresh"])

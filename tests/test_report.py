@@ -55,7 +55,8 @@ def report(warehouse_dsn: str, tmp_path_factory) -> Path:
         for result in ingest.load_paths([landing], run_id=RUN, landing=landing, dsn=warehouse_dsn):
             if result.status == "loaded":  # as the DAG does: rejected files are not sent to validation
                 V.validate_file(warehouse_dsn, result.file_id, RUN)
-        # no explicit warn_checks: the report runs the run-level checks (and records the loader's rejects)
+        # as the nightly's cross_file_checks task does: run-level checks (and the loader's rejects) first
+        V.warn_checks(warehouse_dsn, RUN)
         return build_report(warehouse_dsn, RUN, root / "reports")
 
 
@@ -131,3 +132,22 @@ def test_quarantine_csv_lists_every_quarantined_row_safely(report: Path):
             assert not value.startswith(("=", "+", "-", "@")), value
     many = next(r for r in rows if r["file_name"] == "q22_many_rules_one_row.csv")
     assert "count_negative" in many["failed_rules"] and "Số lượng âm / A count is negative" in many["failed_rules"]
+
+
+def test_rendering_the_report_writes_nothing_to_the_warehouse(warehouse_dsn: str, report: Path, tmp_path: Path):
+    """A run whose cross-file checks have not run yet: the report shows what is there and changes nothing."""
+    pending = "manual__report_reads_only"
+    V.start_run(warehouse_dsn, pending)
+
+    def snapshot() -> tuple:
+        with psycopg.connect(warehouse_dsn) as conn:
+            return conn.execute(
+                "select (select ended_at from audit.validation_runs where run_id = %s), "
+                "(select count(*) from audit.validation_results), "
+                "(select md5(string_agg(concat_ws(':', file_id, status, warnings), ',' order by file_id)) "
+                " from audit.submission_files)", (pending,)).fetchone()
+
+    before = snapshot()
+    assert before[0] is None
+    assert build_report(warehouse_dsn, pending, tmp_path).is_file()
+    assert snapshot() == before

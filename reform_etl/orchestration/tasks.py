@@ -110,6 +110,16 @@ def task_validate(run: dict, loaded: dict) -> dict:
 
 
 @transient_only
+def task_cross_file_checks(run: dict) -> dict:
+    """The run's cross-file and run-level warning checks (validation.warn_checks); rule -> rows failed."""
+    from reform_etl import runs
+
+    totals = runs.warn_checks(run["run_id"])
+    log.info("cross-file checks: %s", ", ".join(f"{rule} {n}" for rule, n in totals.items()) or "nothing to check")
+    return jsonable(totals)
+
+
+@transient_only
 def task_decide_dbt(run: dict, seeds_reloaded: bool | None) -> str | None:
     """The branch between the gates and dbt: the task id(s) to follow (None: skip every dbt task)."""
     decision = decide_dbt(run["run_id"], bool(seeds_reloaded))
