@@ -1,7 +1,8 @@
 """Pipeline run records (audit.pipeline_runs) and the steps of a run as plain functions the tasks and CLI call.
 
 Each step takes ids and paths (not objects) so that Airflow can map and retry it, and each is
-idempotent: running a step again for the same run changes nothing it already did.
+idempotent: running a step again for the same run changes nothing it already did. Each takes the
+warehouse DSN its entry point resolved (the CLI, a task body), never looks for one itself.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from reform_etl import ingest
 from reform_etl.config import settings
 from reform_etl.transform.decision import transform_summary
 from reform_etl.warehouse import connect
-from reform_etl.warehouse import dsn as warehouse_dsn
 
 
-def start_run(run_id: str, logical_date: datetime | None = None, triggered_by: str = "cli") -> None:
+def start_run(dsn: str, run_id: str, logical_date: datetime | None = None, triggered_by: str = "cli") -> None:
     """Record the run; a re-run of the same run id keeps its history and is marked running again."""
-    with connect() as conn:
+    with connect(dsn) as conn:
         conn.execute(
             "insert into audit.pipeline_runs (run_id, logical_date, triggered_by) values (%s, %s, %s) "
             "on conflict (run_id) do update set status = 'running', ended_at = null, error = null",
@@ -33,39 +33,39 @@ def discover(landing: str | Path) -> list[str]:
     return [str(p) for p in ingest.discover(Path(landing))]
 
 
-def load_file(path: str, run_id: str, landing: str | Path) -> dict:
-    return ingest.load_file(Path(path), run_id=run_id, landing=Path(landing)).as_dict()
+def load_file(dsn: str, path: str, run_id: str, landing: str | Path) -> dict:
+    return ingest.load_file(Path(path), run_id=run_id, landing=Path(landing), dsn=dsn).as_dict()
 
 
-def validate_file(file_id: int, run_id: str) -> dict:
+def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
     from reform_etl import validation
 
-    return validation.validate_file(warehouse_dsn(), file_id, run_id)
+    return validation.validate_file(dsn, file_id, run_id)
 
 
-def warn_checks(run_id: str) -> dict:
+def warn_checks(dsn: str, run_id: str) -> dict:
     """Cross-file warnings (carried over vs last month's pending, missing units...), once per run."""
     from reform_etl import validation
 
-    return validation.warn_checks(warehouse_dsn(), run_id)
+    return validation.warn_checks(dsn, run_id)
 
 
-def files_awaiting_validation() -> list[int]:
+def files_awaiting_validation(dsn: str) -> list[int]:
     """Files loaded by a run that stopped before validating them (a crash, a kill): validate them now."""
-    with connect() as conn:
+    with connect(dsn) as conn:
         return [row[0] for row in conn.execute(
             "select file_id from audit.submission_files where status = 'loaded' order by file_id")]
 
 
-def build_report(run_id: str) -> str:
+def build_report(dsn: str, run_id: str) -> str:
     from reform_etl import report
 
-    return str(report.build_report(warehouse_dsn(), run_id, settings().reports))
+    return str(report.build_report(dsn, run_id, settings().reports))
 
 
-def run_summary(run_id: str) -> dict:
+def run_summary(dsn: str, run_id: str) -> dict:
     """Files seen / loaded / rejected and rows per kind for one run, from the registry."""
-    with connect() as conn:
+    with connect(dsn) as conn:
         # A file retried within the run (its load failed, the re-run loaded it) counts once, as it ended.
         by_status = dict(
             conn.execute(
@@ -103,12 +103,13 @@ def run_summary(run_id: str) -> dict:
     }
 
 
-def finish_run(run_id: str, status: str = "success", error: str | None = None, report_path: str | None = None) -> dict:
-    summary = run_summary(run_id)
+def finish_run(dsn: str, run_id: str, status: str = "success", error: str | None = None,
+               report_path: str | None = None) -> dict:
+    summary = run_summary(dsn, run_id)
     summary["report"] = report_path
-    summary["dsn"] = warehouse_dsn()
-    summary["dbt"] = transform_summary(run_id)  # full build / refresh / skipped, and why
-    with connect() as conn:
+    summary["dsn"] = dsn
+    summary["dbt"] = transform_summary(run_id, dsn)  # full build / refresh / skipped, and why
+    with connect(dsn) as conn:
         conn.execute(
             "update audit.pipeline_runs set status = %s, ended_at = %s, error = %s, summary = %s where run_id = %s",
             (status, datetime.now(UTC), error, Jsonb(summary), run_id),
