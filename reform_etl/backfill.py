@@ -7,7 +7,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from reform_etl.transform.dbt import run_dbt_cli
+from reform_etl.transform.dbt import run_dbt
 from reform_etl.transform.decision import close_transform, record_transform, transform_ddl, transform_state
 from reform_etl.transform.manifest import ensure_manifest
 from reform_etl.transform.seeds import load_seeds
@@ -45,7 +45,7 @@ def backfill(period_from: str, period_to: str, dsn: str | None = None) -> dict:
         load_seeds(run_id, dsn=dsn)
         _record_backfill(run_id, start, end, dsn)
         dbt_vars = json.dumps({"backfill_from": start, "backfill_to": end})
-        run_dbt_cli(["build", "--exclude", "resource_type:seed", "--vars", dbt_vars], dsn=dsn)
+        run_dbt(["build", "--exclude", "resource_type:seed", "--vars", dbt_vars], dsn, check=True)
     except Exception as exc:
         close_transform(run_id, "failed", ("backfill",), dsn=dsn)
         runs.finish_run(dsn, run_id, "failed", str(exc)[-4000:])

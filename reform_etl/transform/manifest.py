@@ -10,7 +10,7 @@ from pathlib import Path
 
 from reform_etl.config import settings
 from reform_etl.transform import project as dbt_project
-from reform_etl.transform.dbt import run_dbt_cli
+from reform_etl.transform.dbt import run_dbt
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ def ensure_manifest(force: bool = False, project: Path | None = None) -> Path:
     with (project / "target" / ".manifest.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if (project / "packages.yml").exists() and not (project / "dbt_packages").exists():
-            run_dbt_cli(["deps"], project=project)
+            run_dbt(["deps"], project=project, check=True)
         if force or manifest_is_stale(project):  # another process may have parsed while we waited
             started = time.monotonic()
-            run_dbt_cli(["parse"], project=project)
+            run_dbt(["parse"], project=project, check=True)
             log.info("dbt parse took %.1f s", time.monotonic() - started)
     return dbt_project.manifest_path(project)
