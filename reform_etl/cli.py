@@ -21,6 +21,9 @@ from reform_etl.config import settings
 console = Console()
 
 
+_DSN_HINT = "(with its password: `reform-etl dsn`; read-only: `reform-etl dsn --role bi_reader`)"
+
+
 def _summary_tables(summary: dict) -> None:
     files = Table(title=f"Run {summary['run_id']}", show_header=False)
     for label, key in (("files seen", "files_seen"), ("loaded", "files_loaded"), ("rejected", "files_rejected"),
@@ -44,7 +47,7 @@ def _summary_tables(summary: dict) -> None:
         console.print(f"report: [bold]{summary['report']}[/]")
     if summary.get("docs"):
         console.print(f"dbt docs: [bold]{summary['docs']}[/]")
-    console.print(f"warehouse DSN: [bold]{summary.get('dsn')}[/]")
+    console.print(f"warehouse DSN: [bold]{summary.get('dsn')}[/] {_DSN_HINT}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -109,7 +112,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_dsn(args: argparse.Namespace) -> int:
-    print(args.dsn)  # resolved (the embedded warehouse started if needed) and bootstrapped by main()
+    from reform_etl import warehouse
+
+    # args.dsn: resolved (the embedded warehouse started if needed) and bootstrapped by main(), which
+    # gives bi_reader and auditor their password the first time
+    print(warehouse.role_dsn(args.role, args.dsn) if args.role else args.dsn)
     return 0
 
 
@@ -147,7 +154,7 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
         return 0
     dsn = warehouse.resolve_dsn(cfg)
     warehouse.bootstrap(dsn)
-    console.print(f"warehouse ready: [bold]{dsn}[/]")
+    console.print(f"warehouse ready: [bold]{warehouse.redacted(dsn)}[/] {_DSN_HINT}; passwords in {cfg.credentials}")
     return 0
 
 
@@ -166,12 +173,14 @@ def cmd_docs(args: argparse.Namespace) -> int:
 def cmd_grant_unit(args: argparse.Namespace) -> int:
     from reform_etl import access
 
-    access.grant_unit(args.role, args.unit_code, password_env=args.password_env)
+    access.grant_unit(args.role, args.unit_code, password_env=args.password_env, nologin=args.nologin)
     console.print(f"{args.role} now reads the marts, limited to unit {args.unit_code} (and any it had before)")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from reform_etl.warehouse import ROLES
+
     parser = argparse.ArgumentParser(prog="reform-etl", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,8 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--limit", type=int, default=10)
     status.set_defaults(func=cmd_status)
 
-    sub.add_parser("dsn", help="print the warehouse DSN (starts the embedded warehouse if needed)").set_defaults(
-        func=cmd_dsn)
+    dsn = sub.add_parser("dsn", help="print the warehouse DSN, password included (starts the embedded warehouse "
+                                     "if needed)")
+    dsn.add_argument("--role", choices=ROLES,
+                     help="the DSN of this role (bi_reader: read-only, the marts) instead of the owner's")
+    dsn.set_defaults(func=cmd_dsn)
 
     report = sub.add_parser("report", help="print the path of a run's report (default: the last run)")
     report.add_argument("run", nargs="?")
@@ -215,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("role")
     grant.add_argument("unit_code")
     grant.add_argument("--password-env", help="name of an environment variable holding the role's password")
+    grant.add_argument("--nologin", action="store_true",
+                       help="create the role without login (others reach it by SET ROLE); without this flag "
+                            "a new role needs --password-env")
     grant.set_defaults(func=cmd_grant_unit)
 
     wh = sub.add_parser("warehouse", help="start (and bootstrap) or stop the embedded warehouse")

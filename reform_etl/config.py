@@ -33,6 +33,9 @@ class Settings:
     airflow_home: Path
     warehouse_dsn: str | None
     database: str
+    credentials: Path  # generated passwords (mode 0600): the embedded superuser's, bi_reader's, auditor's
+    # GSO code of the deployment's province: forms' unit names resolve within it (default: the sample's).
+    province_code: str = "25"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -42,18 +45,21 @@ class Settings:
             value = os.environ.get(var)
             return Path(value).resolve() if value else default
 
+        pgdata = path("REFORM_PGDATA", home / ".warehouse" / "pgdata")
         return cls(
             home=home,
             landing=path("REFORM_LANDING", Path.cwd() / "landing"),
             archive=path("REFORM_ARCHIVE", home / "archive"),
             reports=path("REFORM_REPORTS", home / "reports"),
-            pgdata=path("REFORM_PGDATA", home / ".warehouse" / "pgdata"),
+            pgdata=pgdata,
             dbt_project=path("DBT_PROJECT_DIR", home / "dbt_project"),
             seeds=path("REFORM_SEEDS", home / "seeds"),
             expectations=path("REFORM_EXPECTATIONS", home / "expectations"),
             airflow_home=path("AIRFLOW_HOME", home / ".airflow"),
             warehouse_dsn=os.environ.get("WAREHOUSE_DSN") or None,
             database=os.environ.get("REFORM_DATABASE", "reform"),
+            credentials=path("REFORM_CREDENTIALS", pgdata.parent / "credentials.json"),
+            province_code=os.environ.get("REFORM_PROVINCE", "25"),
         )
 
 

@@ -39,6 +39,8 @@ class KindSpec:
     key: tuple[str, ...]  # grain of one row inside one file
     period_column: str  # the column that places a row in time (year, period or a date)
     yearly: bool = False
+    # The period column may also hold a year (YYYY): the portal's year-to-date (service_index).
+    period_may_be_year: bool = False
     # Record-level kinds keep each file's rows in a table of its own, a partition of raw.<kind>
     # (see warehouse.raw_table_ddl): a file of millions of rows is COPYed with no index to update.
     by_file: bool = False
@@ -73,6 +75,8 @@ PAR_SCORES = KindSpec(
         C("self_score", "Điểm tự đánh giá", T.DECIMAL, required=False, aliases=("Điểm tự chấm",)),
         C("appraised_score", "Điểm thẩm định", T.DECIMAL, required=False),
         C("evidence", "Tài liệu kiểm chứng", T.TEXT, required=False),
+        # A scoring sheet's own maximum for the leaf: checked against the framework in force (max_points_mismatch)
+        C("max_points", "Điểm tối đa", T.DECIMAL, required=False),
     ),
     key=("unit_code", "year", "criterion_code"),
     period_column="year",
@@ -83,7 +87,10 @@ _COUNT_COLUMNS = (
     C("received_carried_over", "Kỳ trước chuyển qua", T.COUNT),
     C("received_online", "Tiếp nhận trực tuyến", T.COUNT),
     C("received_direct", "Tiếp nhận trực tiếp", T.COUNT),
-    C("received_postal", "Tiếp nhận qua BCCI", T.COUNT, aliases=("Tiếp nhận qua bưu chính công ích",)),
+    # Optional: the official 13-column form counts postal receipts with in-person ones (received_direct);
+    # blank or absent, it is unknown (null), not 0.
+    C("received_postal", "Tiếp nhận qua BCCI", T.COUNT, required=False,
+      aliases=("Tiếp nhận qua bưu chính công ích",)),
     C("resolved_early", "Giải quyết trước hạn", T.COUNT),
     C("resolved_on_time", "Giải quyết đúng hạn", T.COUNT),
     C("resolved_late", "Giải quyết quá hạn", T.COUNT),
@@ -140,4 +147,24 @@ DOSSIERS = KindSpec(
     by_file=True,
 )
 
-KIND_SPECS: dict[str, KindSpec] = {k.name: k for k in (PAR_SCORES, DOSSIER_STATS, IT_KPIS, DOSSIERS)}
+SERVICE_INDEX = KindSpec(
+    name="service_index",
+    label_vi="Chỉ số phục vụ người dân, doanh nghiệp (Quyết định 766/QĐ-TTg)",
+    columns=(
+        C("unit_code", "Mã đơn vị", T.UNIT_CODE),
+        C("period", "Kỳ", T.PERIOD, aliases=("Kỳ báo cáo",)),
+        C("metric_code", "Mã chỉ số", T.CODE),
+        # Both blank for a metric the portal publishes without counts (electronic certified copies).
+        C("numerator", "Tử số", T.COUNT, required=False),
+        C("denominator", "Mẫu số", T.COUNT, required=False),
+        # The portal's own score: kept for reconciliation, never used to compute ours.
+        C("published_score", "Điểm công bố", T.DECIMAL, required=False),
+    ),
+    key=("unit_code", "period", "metric_code"),
+    period_column="period",
+    period_may_be_year=True,
+)
+
+KIND_SPECS: dict[str, KindSpec] = {
+    k.name: k for k in (PAR_SCORES, DOSSIER_STATS, IT_KPIS, DOSSIERS, SERVICE_INDEX)
+}

@@ -1,10 +1,8 @@
 """Generate the seeds of `seeds/` that come from elsewhere (run: `python -m reform_etl.reference_data`).
 
 The seed CSVs are the source of the reference data, committed, so CI and the nightly DAG never
-regenerate them. Two of them are generated, because they are read from other sources: re-run this
-script when the `vietnamadminunits` package or the portal reference file changes, and commit the diff.
-The curated catalogues (PAR framework and criteria, bands, fields, KPIs, Decision 766 metrics) are
-edited in their CSV directly.
+regenerate them. Three of them are generated, because they are read from other sources: re-run this
+script when the `vietnamadminunits` package or the portal reference files change, and commit the diff.
 
 * `units.csv` — every legacy province and district (valid until 2025-06-30) and every 2025
   province and commune-level unit (valid from 2025-07-01), with the successor of each
@@ -12,12 +10,15 @@ edited in their CSV directly.
   Legacy wards (10,000+ rows) are left out: no submission is ever made by a legacy ward.
   A legacy district's successor is the 2025 province that absorbed its province (districts
   were abolished, not merged into one commune, so no single commune succeeds them).
+* `portal_units.csv` — communes' People's Committees by the electronic id the national portal
+  uses (H44.125), matched by name to the 2025 communes (from the portal reference files).
 * `departments.csv` — provincial departments (sở, ban), identified by their electronic id
   (mã định danh điện tử), from the PROVINCE-level rows of the portal reference file.
 
-Edited by hand: `par_frameworks.csv` / `par_criteria.csv` / `par_bands.csv` (a sample district
-PAR framework and the default bands; a province replaces them with its own), `fields.csv`,
-`kpis.csv`, `service_index_metrics.csv` (one-stop fields, IT KPIs, the Decision 766 metric rules).
+Edited by hand in their CSV: `par_frameworks.csv` / `par_criteria.csv` / `par_bands.csv` (a sample
+district PAR framework and the default bands; a province replaces them with its own), `fields.csv`
+(one-stop fields and the names forms print for them), `kpis.csv`, `service_index_metrics.csv` /
+`service_index_groups.csv` (the Decision 766 catalogue as the national portal scores it, SPEC §2).
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import unicodedata
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
 from vietnamadminunits.database import query
 
+from reform_etl import units
 from reform_etl.config import settings
 from reform_etl.units import REFORM_DATE
 
@@ -187,6 +190,58 @@ def department_rows(reference_dir: Path | None = None) -> list[dict[str, str]]:
     return rows
 
 
+PORTAL_METRICS_FILE = "portal766_metrics_phutho_2026.csv"
+PORTAL_EXPORTS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "portal766"
+
+
+def portal_name_key(name: str) -> str:
+    """A portal unit name as the registry spells it, for matching: "UBND xã Lâm Thao - Tỉnh Phú Thọ" and
+    "UBND Phường Việt Trì" -> "xã lâm thao", "phường việt trì" (NFC, lower case, accents kept)."""
+    text = unicodedata.normalize("NFC", name).split(" - ")[0].strip()
+    for prefix in ("UBND ", "Ủy ban nhân dân ", "Uỷ ban nhân dân "):
+        if text.lower().startswith(prefix.lower()):
+            text = text[len(prefix):]
+    return " ".join(text.lower().split())
+
+
+def portal_unit_rows(reference_dir: Path | None = None) -> list[dict[str, str]]:
+    """The province and its communes' People's Committees as the national portal names them (electronic id, e.g.
+    H44.125), matched by name to the 2025 communes of `vietnamadminunits`; raises ValueError naming any name that
+    matches no commune, or more than one."""
+    folder = reference_dir or shared_reference_dir()
+    named: dict[str, str] = {}
+    for file in (PORTAL_FILE, PORTAL_METRICS_FILE):
+        path = folder / file
+        if not path.is_file():
+            continue
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            for r in csv.DictReader(fh):
+                if r["portal_level"] == "COMMUNE":
+                    named.setdefault(r["portal_code"], r["unit_name"])
+    # The portal's own responses (captures kept as test fixtures) name further communes by code and name.
+    for path in sorted([*folder.glob("*.json"), *PORTAL_EXPORTS.glob("*.json")]):
+        data = json.loads(path.read_text(encoding="utf-8")).get("data") or {}
+        for node in [*(data.get("children") or []), *(data.get("evaluation") or [])]:
+            if node.get("departmentCode") and (node.get("level") or node.get("departmentLevel")) == "COMMUNE":
+                named.setdefault(node["departmentCode"], node["departmentName"])
+    # The province itself: the portal names it by its prefix (H44), the warehouse by its GSO code.
+    rows = [{"province_code": code, "portal_code": prefix, "portal_name": units.province_name(code, legacy=False),
+             "unit_code": code, "unit_name": units.province_name(code, legacy=False),
+             "valid_from": REFORM_DATE.isoformat(), "valid_to": END_OF_TIME}
+            for prefix, code in PORTAL_PROVINCES.items()]
+    for portal_code, portal_name in named.items():
+        province_code = PORTAL_PROVINCES[portal_code.split(".")[0]]
+        matches = [u for u in units.communes_2025(province_code) if portal_name_key(portal_name) ==
+                   " ".join(f"{u.unit_type} {u.name.removeprefix(u.unit_type).strip()}".lower().split())]
+        if len(matches) != 1:
+            raise ValueError(f"portal unit {portal_code} {portal_name!r} matches {len(matches)} communes")
+        rows.append({"province_code": province_code, "portal_code": portal_code, "portal_name": portal_name,
+                     "unit_code": matches[0].code, "unit_name": matches[0].name,
+                     "valid_from": REFORM_DATE.isoformat(), "valid_to": END_OF_TIME})
+    rows.sort(key=lambda r: (r["province_code"], [int(p) if p.isdigit() else p for p in r["portal_code"].split(".")]))
+    return rows
+
+
 def _department_type(name: str) -> str:
     for prefix in ("Sở", "Ban", "Văn phòng", "Thanh tra"):
         if name.startswith(prefix):
@@ -212,6 +267,7 @@ def generate(seeds_dir: Path | None = None, *, with_departments: bool = True) ->
     out = {"units": write_csv(seeds_dir / "units.csv", unit_rows())}
     if with_departments:
         out["departments"] = write_csv(seeds_dir / "departments.csv", department_rows())
+        out["portal_units"] = write_csv(seeds_dir / "portal_units.csv", portal_unit_rows())
     return out
 
 

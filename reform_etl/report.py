@@ -83,11 +83,17 @@ def _collect(dsn: str, run_id: str) -> dict:
         dbt = _fetch(conn, "select mode, status, reason from audit.transform_runs where run_id = %s "
                      "order by transform_id desc limit 1", (run_id,)) if conn.execute(
             "select to_regclass('audit.transform_runs')").fetchone()[0] else []
+        # Decision 766: where our score and the portal's published score differ by more than 0.01 (after dbt).
+        reconciliation = _fetch(conn, "select unit_code, period, level, code, our_score, published_score, difference "
+                                "from marts.rpt_service_index_reconciliation order by unit_code, period, level, code "
+                                "limit 200", ()) if conn.execute(
+            "select to_regclass('marts.rpt_service_index_reconciliation')").fetchone()[0] else []
         unit_names = dict(conn.execute(
             "select distinct on (unit_code) unit_code, unit_name from audit.ref_units "
             "order by unit_code, valid_from desc").fetchall())
     return {"run": run[0] if run else {}, "pipeline": pipeline[0] if pipeline else {}, "files": files,
-            "results": results, "unit_names": unit_names, "dbt": dbt[0] if dbt else None}
+            "results": results, "unit_names": unit_names, "dbt": dbt[0] if dbt else None,
+            "reconciliation": reconciliation}
 
 
 def _build_data_docs(dsn: str, run_id: str, target: Path) -> bool:
@@ -173,6 +179,21 @@ def _dbt_paragraph(dbt: dict | None) -> str:
     return f"<p>Mô hình dữ liệu / marts (dbt): <b>{_e(vi)} / {_e(en)}</b>{status} — {_e(dbt['reason'])}</p>"
 
 
+def _reconciliation_html(rows: list[dict], names: dict[str, str]) -> str:
+    """Decision 766 figures where our score and the published one differ by more than 0.01."""
+    head = ("<h2>Đối chiếu chỉ số 766 với điểm Cổng DVCQG công bố / Decision 766: ours against the portal's "
+            "published scores</h2>")
+    if not rows:
+        return head + "<p>Không có chênh lệch quá 0,01 / no difference above 0.01.</p>"
+    cells = ("Đơn vị / unit", "Kỳ / period", "Cấp / level", "Mã / code", "Của chúng tôi / ours",
+             "Công bố / published", "Chênh lệch / difference")
+    body = "".join(
+        f"<tr><td>{_e(_units_text([r['unit_code']], names))}</td><td>{_e(r['period'])}</td><td>{_e(r['level'])}</td>"
+        f"<td>{_e(r['code'])}</td><td>{_e(r['our_score'])}</td><td>{_e(r['published_score'])}</td>"
+        f"<td>{_e(r['difference'])}</td></tr>" for r in rows)
+    return head + "<table><tr>" + "".join(f"<th>{c}</th>" for c in cells) + "</tr>" + body + "</table>"
+
+
 def _page(data: dict, run_id: str, docs: bool) -> str:
     files, results, names = data["files"], data["results"], data["unit_names"]
     by_file: dict[int | None, list[dict]] = {}
@@ -232,6 +253,7 @@ def _page(data: dict, run_id: str, docs: bool) -> str:
     out.append("<h2>Cảnh báo toàn lượt chạy / Run-level warnings</h2>")
     out.append("<ul>" + "".join(_finding_html(r, docs) for r in run_level) + "</ul>" if run_level
                else "<p>Không có / none.</p>")
+    out.append(_reconciliation_html(data.get("reconciliation") or [], names))
     out.append("<h2>Danh mục quy tắc / Rule catalog</h2><table><tr><th>Bộ / suite</th><th>Loại / kind</th>"
                "<th>Quy tắc / rule</th><th>Mức / severity</th><th>Tiếng Việt</th><th>English</th></tr>")
     for suite, kind, rule in R.all_rules():

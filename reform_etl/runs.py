@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 from reform_etl import ingest
 from reform_etl.config import settings
 from reform_etl.transform.decision import transform_summary
-from reform_etl.warehouse import connect
+from reform_etl.warehouse import connect, redacted
 
 
 def start_run(dsn: str, run_id: str, logical_date: datetime | None = None, triggered_by: str = "cli") -> None:
@@ -107,7 +107,7 @@ def finish_run(dsn: str, run_id: str, status: str = "success", error: str | None
                report_path: str | None = None) -> dict:
     summary = run_summary(dsn, run_id)
     summary["report"] = report_path
-    summary["dsn"] = dsn
+    summary["dsn"] = redacted(dsn)  # the auditor reads this table: no password in it
     summary["dbt"] = transform_summary(run_id, dsn)  # full build / refresh / skipped, and why
     with connect(dsn) as conn:
         conn.execute(

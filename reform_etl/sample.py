@@ -4,7 +4,8 @@ Units come from the official registry (`vietnamadminunits`): its 13 legacy distr
 until 2025-06, its 148 commune-level units and its departments (electronic ids, from the
 departments seed) from 2025-07. Codes for criteria, fields and KPIs come from the seeds, so
 the sample always matches the reference data. The files deliberately mix what provinces
-really send: CSV and XLSX, Vietnamese labels and English keys, title rows above the header,
+really send: CSV and XLSX, the official II.06a form as one-stop software prints it (xlsx and
+Excel 97 .xls), Vietnamese labels and English keys, title rows above the header,
 decimal commas, thousands separators, codes that lost their leading zeros, several period
 spellings, one resubmission that supersedes an earlier file, a file dropped in the wrong
 folder, and a few rows that validation must quarantine or warn about.
@@ -136,6 +137,50 @@ def _save_reproducibly(workbook: Workbook, path: Path) -> None:
             )
 
 
+def _official_forms(out: Path, rng: random.Random) -> list[Path]:
+    """Thanh Ba's official II.06a forms for March (xlsx, 13 columns) and April 2025 (Excel 97 .xls, another
+    vendor's column order), by field: sent after the half-year file, they supersede its rows for those months."""
+    from reform_etl.forms import printing
+
+    files = []
+    for month, layout, period_line, name in (
+        ("2025-03", printing.VENDOR_A, "Kỳ báo cáo: Tháng 3/2025", "bieu_II06a_thanh_ba_2025-03.xlsx"),
+        ("2025-04", printing.VENDOR_B, "(Từ ngày 01/04/2025 đến ngày 30/04/2025)", "bieu_II06a_thanh_ba_2025-04.xls"),
+    ):
+        body: list[tuple] = [("section", "I", "Huyện, thị xã, thành phố")]
+        for number, field in enumerate(("Hộ tịch", "Lĩnh vực Đất đai", "Thành lập và hoạt động của hộ kinh doanh"), 1):
+            [counts] = _dossier_series(rng, "232", [month], 120)
+            body.append(("field", number, field, counts))
+        body.append(("trong_do", "Trong đó: hồ sơ trực tuyến toàn trình", counts))
+        rows, merges = printing.sheet(layout, "UBND huyện Thanh Ba", period_line, body)
+        path = out / "dossier_stats" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".xlsx":
+            _save_reproducibly(printing.workbook("Biểu II.06a", rows, merges), path)
+        else:
+            printing.write_xls(path, "Biểu II.06a", rows, merges)
+        at = arrived("2025-07-10").timestamp()
+        os.utime(path, (at, at))
+        files.append(path)
+    return files
+
+
+def _par_sheet(out: Path, rows: list[dict]) -> Path:
+    """Thanh Ba's 2023 scoring sheet as the province's template prints it (areas I … VII, subtotals, TỔNG ĐIỂM),
+    sent after the province's 2023 CSV: it supersedes Thanh Ba's 2023 rows there with the same scores."""
+    from reform_etl.forms import printing
+
+    criteria = _read_seed("par_criteria")
+    scores = {r["criterion_code"]: (float(r["self_score"]), float(r["appraised_score"])) for r in rows}
+    cells, merges = printing.par_sheet("UBND huyện Thanh Ba", 2023, criteria, scores)
+    path = out / "par_scores" / "bang_cham_diem_2023_thanh_ba.xlsx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save_reproducibly(printing.workbook("Chấm điểm", cells, merges), path)
+    at = arrived("2024-02-01").timestamp()
+    os.utime(path, (at, at))
+    return path
+
+
 def _thousands(value: int, sep: str) -> str:
     return f"{value:,}".replace(",", sep)
 
@@ -209,6 +254,31 @@ def _kpi_rows(rng: random.Random, codes: list[str], periods: list[str], kpis: li
                         "numerator": int(denominator * rng.uniform(0.6, 1.0)),
                     }
                 )
+    return rows
+
+
+def _service_index_rows(rng: random.Random, codes: list[str], period: str) -> list[dict]:
+    """Decision 766 counts as the portal publishes them, for the catalogue's metrics (seed service_index_metrics):
+    province-wide metrics on the province's own row (the portal's id H44), online services as a published score
+    only, and progress from the portal for every other unit (the others fall back on their II.06a figures)."""
+    metrics = _read_seed("service_index_metrics")
+    rows = []
+    for number, code in enumerate(["H44", *codes]):
+        for m in metrics:
+            wide = m["is_province_wide"] == "true"
+            if wide != (code == "H44") or (m["metric_code"] == "PROGRESS_ON_TIME" and number % 2):
+                continue
+            if m["score_method"] == "published":
+                rows.append({"unit_code": code, "period": period, "metric_code": m["metric_code"],
+                             "published_score": f"{rng.uniform(5, 9):.2f}".replace(".", ",")})
+                continue
+            if m["metric_code"] == "ELECTRONIC_CERTIFIED_COPY":  # published without counts
+                rows.append({"unit_code": code, "period": period, "metric_code": m["metric_code"]})
+                continue
+            denominator = rng.choice([0, rng.randint(20, 3000)]) if m["group_code"] == "SATISFACTION" else \
+                rng.randint(20, 3000)
+            rows.append({"unit_code": code, "period": period, "metric_code": m["metric_code"],
+                         "denominator": denominator, "numerator": int(denominator * rng.uniform(0.3, 1.0))})
     return rows
 
 
@@ -302,6 +372,7 @@ def generate(out: Path | None = None, seed: int = 2026) -> list[Path]:
             columns=["unit_code", "year", "criterion_code", "appraised_score"],
         )
     )
+    files.append(_par_sheet(out, [r for r in par if r["year"] == 2023 and r["unit_code"] == "232"]))
     communes_par = _par_rows(rng, communes, [2025], ref.leaves)
     files.append(w.write("par_scores", "2025_cap_xa.csv", arrived("2026-01-20"), communes_par, vietnamese=True))
 
@@ -355,6 +426,8 @@ def generate(out: Path | None = None, seed: int = 2026) -> list[Path]:
     fix[0]["resolved_on_time"] -= 3
     files.append(w.write("dossier_stats", "2024-06_viet_tri_bo_sung.csv", arrived("2025-02-10"), fix, vietnamese=True))
 
+    files += _official_forms(out, random.Random(seed + 1))
+
     # --- IT-adoption KPIs, monthly ----------------------------------------------------------
     kpi_old = _kpi_rows(rng, districts, old_periods, ref.kpis)
     kpi_new = _kpi_rows(rng, new_units, new_periods, ref.kpis)
@@ -365,6 +438,13 @@ def generate(out: Path | None = None, seed: int = 2026) -> list[Path]:
     # --- Record-level dossiers of a few communes, September-October 2026 ----------------------
     records = _dossier_records(rng, communes[:8], ref.fields, date(2026, 9, 1), 61)
     files.append(w.write("dossiers", "ho_so_2026-09_10.csv", arrived("2026-11-02"), records, vietnamese=True))
+
+    # --- Decision 766 service index: the portal's counts for October 2026 (province, 6 communes, 2 departments) --
+    index_rows = _service_index_rows(rng, communes[:6] + departments[:2], "2026-10")
+    index_rows[5]["published_score"] = "0,5"  # a published score our recomputation will not match: reconciliation
+    index_rows.append(dict(index_rows[6], metric_code="CONG_KHAI"))  # not a metric of the catalogue: quarantined
+    files.append(w.write("service_index", "chi_so_766_2026-10.csv", arrived("2026-11-06"), index_rows,
+                         vietnamese=True))
 
     # --- A file dropped in the wrong folder: rejected, with the reason ----------------------
     misplaced = w.write("dossier_stats", "nham_thu_muc.csv", arrived("2026-11-03"), old[:3], vietnamese=True)

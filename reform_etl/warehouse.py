@@ -6,16 +6,19 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
-from reform_etl import embedded_pg
+from reform_etl import credentials, embedded_pg
 from reform_etl.config import Settings, settings
 from reform_etl.kinds import KIND_SPECS
 
 ROLES = ("reform_loader", "reform_transformer", "bi_reader", "auditor")
+# These log in out of the box: the bootstrap gives each a generated password unless REFORM_<ROLE>_PASSWORD
+# gives one. The loader and transformer log in only when their variable is set (the pipeline runs as the owner).
+LOGIN_ROLES = ("bi_reader", "auditor")
 LINEAGE_COLUMNS = ("_file_id", "_row_number")
 
 
@@ -45,9 +48,47 @@ def resolve_dsn(cfg: Settings | None = None) -> str:
     cfg = cfg or settings()
     if cfg.warehouse_dsn:
         return cfg.warehouse_dsn
-    server = embedded_pg.ensure_running(cfg.pgdata)
+    server = embedded_pg.ensure_running(cfg.pgdata, cfg.credentials)
     _ensure_database(server.dsn("postgres"), cfg.database)
     return server.dsn(cfg.database)
+
+
+def password_env(role: str) -> str:
+    return f"REFORM_{role.upper()}_PASSWORD"
+
+
+def role_password(role: str, cfg: Settings | None = None) -> str | None:
+    """The password `role` logs in with: REFORM_<ROLE>_PASSWORD, else the generated one (None: neither)."""
+    cfg = cfg or settings()
+    return os.environ.get(password_env(role)) or credentials.read(cfg.credentials).get(role)
+
+
+def role_dsn(role: str, dsn_: str | None = None, cfg: Settings | None = None) -> str:
+    """`dsn_` (default: the warehouse's) as `role`, with its password; for BI tools and code that reads as it.
+
+    Raises LookupError when the role has no password (not bootstrapped yet, and no variable set).
+    """
+    cfg = cfg or settings()
+    password = role_password(role, cfg)
+    if not password and role in LOGIN_ROLES:
+        raise LookupError(f"{role} has no password yet: run `reform-etl warehouse start` (the bootstrap "
+                          f"generates one into {cfg.credentials}) or export {password_env(role)}")
+    if not password:
+        raise LookupError(f"{role} logs in only with a password of yours: export {password_env(role)} and run "
+                          "`reform-etl warehouse start`")
+    parts = urlsplit(dsn_ or dsn(cfg))
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else (parts.hostname or "")
+    netloc = f"{quote(role, safe='')}:{quote(password, safe='')}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def redacted(dsn_: str) -> str:
+    """`dsn_` without its password, for what is printed or stored (audit.pipeline_runs is the auditor's)."""
+    parts = urlsplit(dsn_)
+    if parts.password is None:
+        return dsn_
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def sqlalchemy_url(dsn_: str) -> str:
@@ -102,6 +143,8 @@ def raw_table_ddl(kind: str) -> sql.Composed:
         "_file_id bigint not null, "
         "_row_number integer not null, {columns}, "
         "primary key (_file_id, _row_number)); "
+        # a column the kind gained since the table was created (par_scores.max_points)
+        "alter table raw.{table} {add_columns}; "
         "alter table raw.{table} drop constraint if exists {fkey}; "
         # cached: a file's numbers are drawn by one session, restarted (and the cache dropped) by setval
         "create sequence if not exists raw.{sequence} as integer cache 1000; "
@@ -109,6 +152,8 @@ def raw_table_ddl(kind: str) -> sql.Composed:
         "alter column _row_number set default nextval({sequence_name}::regclass)"
     ).format(table=sql.Identifier(kind), columns=sql.SQL(", ").join(columns),
              fkey=sql.Identifier(f"{kind}__file_id_fkey"), sequence=sequence,
+             add_columns=sql.SQL(", ").join(sql.SQL("add column if not exists {} text").format(sql.Identifier(key))
+                                            for key in spec.keys),
              sequence_name=sql.Literal(f"raw.{kind}__row_seq"))
 
 
@@ -239,14 +284,17 @@ def bootstrap(dsn_: str | None = None) -> None:
             "grant select on all tables in schema raw, audit, quarantine to reform_transformer;"
             "grant select on all tables in schema audit, quarantine to auditor;"
         )
-        _set_passwords(conn)
+        _set_passwords(conn, settings())
         conn.commit()
 
 
-def _set_passwords(conn: psycopg.Connection) -> None:
-    """REFORM_<ROLE>_PASSWORD turns a role into a login role; nothing secret lives in the repo."""
+def _set_passwords(conn: psycopg.Connection, cfg: Settings) -> None:
+    """REFORM_<ROLE>_PASSWORD turns a role into a login role; bi_reader and auditor get a generated
+    password (kept in cfg.credentials, mode 0600) where it is unset. Nothing secret lives in the repo."""
     for role in ROLES:
-        password = os.environ.get(f"REFORM_{role.upper()}_PASSWORD")
+        password = os.environ.get(password_env(role))
+        if not password and role in LOGIN_ROLES:
+            password = credentials.secret(cfg.credentials, role)
         if password:
             conn.execute(
                 sql.SQL("alter role {} login password {}").format(sql.Identifier(role), sql.Literal(password))
@@ -264,5 +312,8 @@ def quarantine_table_ddl(kind: str) -> sql.Composed:
         "failed_rules jsonb not null, "  # [{rule, severity, message_vi, message_en, observed}]
         "quarantined_at timestamptz not null default now(), "
         "run_id text, "
-        "primary key (_file_id, _row_number))"
-    ).format(table=sql.Identifier(kind), columns=sql.SQL(", ").join(columns))
+        "primary key (_file_id, _row_number)); "
+        "alter table quarantine.{table} {add_columns}"
+    ).format(table=sql.Identifier(kind), columns=sql.SQL(", ").join(columns),
+             add_columns=sql.SQL(", ").join(sql.SQL("add column if not exists {} text").format(sql.Identifier(key))
+                                            for key in spec.keys))

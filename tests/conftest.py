@@ -27,6 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 # every module's in-process Airflow talks to the database its fixtures migrate.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="rwh-airflow-", dir="/tmp"))
 os.environ.update(orchestration.airflow_env(Path(os.environ["AIRFLOW_HOME"])))
+# The generated passwords (the test server's superuser, bi_reader, auditor) live in a temp file of the
+# session, never in the checkout's .warehouse/ nor a file REFORM_CREDENTIALS named outside the tests.
+os.environ["REFORM_CREDENTIALS"] = str(Path(tempfile.mkdtemp(prefix="rwh-creds-", dir="/tmp")) / "credentials.json")
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +41,8 @@ def pg_admin_dsn() -> Iterator[str]:
         return
     # Short path: the Unix socket path inside the data folder must stay under 107 bytes.
     root = Path(tempfile.mkdtemp(prefix="rwh-", dir="/tmp"))
-    server = embedded_pg.ensure_running(root / "pgdata")
-    yield server.dsn("postgres")
+    server = embedded_pg.ensure_running(root / "pgdata", Path(os.environ["REFORM_CREDENTIALS"]))
+    yield server.dsn("postgres")  # with the superuser's password: the server trusts no one
     embedded_pg.stop(root / "pgdata", mode="immediate")
 
 

@@ -428,7 +428,7 @@ def test_superseded_file_replaced_by_incremental_run(q, built):
 def test_766_progress_156_of_161(q):
     [(ratio, score, max_score)] = q(
         "select ratio_pct, score, max_score from marts.rpt_service_index "
-        "where unit_code = 'H44.01' and period = %s and metric_code = 'TIEN_DO'",
+        "where unit_code = 'H44.01' and period = %s and metric_code = 'PROGRESS_ON_TIME'",
         REFERENCE_PERIOD,
     )
     assert (ratio, score, max_score) == (Decimal("96.89"), Decimal("19.38"), Decimal("20"))
@@ -439,7 +439,7 @@ def test_766_reproduces_all_36_published_rows(q):
         code: (ratio, score)
         for code, ratio, score in q(
             "select unit_code, ratio_pct, score from marts.rpt_service_index "
-            "where period = %s and metric_code = 'TIEN_DO'",
+            "where period = %s and metric_code = 'PROGRESS_ON_TIME'",
             REFERENCE_PERIOD,
         )
     }
@@ -455,19 +455,16 @@ def test_766_reproduces_all_36_published_rows(q):
     assert not mismatches
 
 
-def test_766_satisfaction_full_at_90_and_zero_denominator(q):
-    scores = dict(
-        q("select metric_code, score from marts.rpt_service_index where unit_code = '07900' and period = '2025-08'")
-    )
-    assert scores["HAI_LONG_HS"] == Decimal("6.00")  # 90 % = full 6 points
-    assert scores["HAI_LONG_DVC"] == Decimal("6.00")  # 45 / 90 x 12
-    assert scores["SO_HOA"] == 0  # denominator 0
-    assert scores["CONG_KHAI"] is None  # nothing submitted for it
-    [(progress,)] = q(
-        "select score from marts.rpt_service_index "
-        "where unit_code = '07900' and period = '2025-08' and metric_code = 'TIEN_DO'"
-    )
-    assert progress == Decimal("19.98")  # 20 x (200 + 1095 + 10) / 1306 = 19.9847
+def test_766_progress_from_dossier_stats_when_no_portal_figure(q):
+    rows = {
+        metric: (source, score)
+        for metric, source, score in q(
+            "select metric_code, value_source, score from marts.rpt_service_index "
+            "where unit_code = '07900' and period = '2025-08'"
+        )
+    }
+    assert rows.pop("PROGRESS_ON_TIME") == ("dossier_stats", Decimal("19.98"))  # 20 x (200 + 1095 + 10) / 1306
+    assert set(rows.values()) == {(None, None)}  # nothing else submitted: shown without a score
 
 
 def test_it_adoption_rate_and_target(q):
@@ -600,7 +597,7 @@ def test_unit_scoped_role_sees_only_its_units_rows(built, monkeypatch):
 
     monkeypatch.setenv("WAREHOUSE_DSN", built["dsn"])
     unit = built["districts"][0]
-    access.grant_unit("analyst_rls_test", unit, dsn=built["dsn"])
+    access.grant_unit("analyst_rls_test", unit, dsn=built["dsn"], nologin=True)  # reached by SET ROLE
     with psycopg.connect(built["dsn"], autocommit=True) as conn:
         everyone = conn.execute("select count(*), count(distinct unit_code) from marts.rpt_par_index").fetchone()
         conn.execute("set role analyst_rls_test")

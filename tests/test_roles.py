@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import json
+import os
+import stat
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
-from reform_etl import warehouse
+from reform_etl import access, cli, warehouse
 
 
 def as_role(dsn: str, role: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, f"{role}@{parts.hostname}:{parts.port}", parts.path, "", ""))
+    return warehouse.role_dsn(role, dsn)
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +33,16 @@ def dsn(make_database) -> str:
 
 @pytest.fixture(scope="module", autouse=True)
 def login_roles(dsn, pg_admin_dsn):
-    """Make the roles login roles for this test, as REFORM_<ROLE>_PASSWORD does in production."""
+    """bi_reader and auditor log in as bootstrapped; the loader and transformer as REFORM_<ROLE>_PASSWORD
+    makes them in production."""
+    with pytest.MonkeyPatch.context() as env:
+        for role in ("reform_loader", "reform_transformer"):
+            env.setenv(warehouse.password_env(role), f"{role}-test-password")
+        warehouse.bootstrap(dsn)
+        yield
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        for role in warehouse.ROLES:
-            conn.execute(f"alter role {role} login")
-    yield
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        for role in warehouse.ROLES:
-            conn.execute(f"alter role {role} nologin")
+        for role in ("reform_loader", "reform_transformer"):
+            conn.execute(f"alter role {role} nologin password null")
 
 
 def can(dsn: str, role: str, statement: str) -> bool:
@@ -79,15 +83,102 @@ def test_role_privileges(dsn, role, statement, allowed):
     assert can(dsn, role, statement) is allowed
 
 
-def test_passwords_come_from_the_environment(dsn, monkeypatch, pg_admin_dsn):
+def test_bi_reader_and_auditor_log_in_with_passwords_the_first_bootstrap_generates(dsn, tmp_path, monkeypatch):
+    """A warehouse bootstrapped with no password set gives both a strong generated one, in a 0600 file."""
+    session_file = os.environ["REFORM_CREDENTIALS"]
+    fresh = tmp_path / "warehouse" / "credentials.json"
+    monkeypatch.setenv("REFORM_CREDENTIALS", str(fresh))
+    try:
+        warehouse.bootstrap(dsn)
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+        passwords = json.loads(fresh.read_text())
+        for role in warehouse.LOGIN_ROLES:
+            assert len(passwords[role]) >= 32
+            with psycopg.connect(warehouse.role_dsn(role, dsn)) as conn:
+                assert conn.execute("select current_user").fetchone() == (role,)
+            with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+                psycopg.connect(as_role(dsn, role).replace(passwords[role], "not-" + passwords[role])).close()
+        warehouse.bootstrap(dsn)  # again: the same passwords
+        assert json.loads(fresh.read_text()) == passwords
+    finally:
+        monkeypatch.setenv("REFORM_CREDENTIALS", session_file)
+        warehouse.bootstrap(dsn)  # the session's passwords again, for the other modules
+
+
+def test_a_password_from_the_environment_wins_and_the_generated_one_is_refused(dsn, monkeypatch):
+    generated = warehouse.role_dsn("bi_reader", dsn)
     monkeypatch.setenv("REFORM_BI_READER_PASSWORD", "from-env-only")
-    warehouse.bootstrap(dsn)
-    with psycopg.connect(pg_admin_dsn) as conn:
-        login, has_password = conn.execute(
-            "select rolcanlogin, rolpassword is not null from pg_authid where rolname = 'bi_reader'").fetchone()
-        conn.execute("alter role bi_reader password null")
-        conn.commit()
-    assert login and has_password
+    try:
+        warehouse.bootstrap(dsn)
+        assert ":from-env-only@" in warehouse.role_dsn("bi_reader", dsn)
+        with psycopg.connect(warehouse.role_dsn("bi_reader", dsn)) as conn:
+            assert conn.execute("select current_user").fetchone() == ("bi_reader",)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(generated).close()
+    finally:
+        monkeypatch.delenv("REFORM_BI_READER_PASSWORD")
+        warehouse.bootstrap(dsn)
+    with psycopg.connect(generated) as conn:
+        assert conn.execute("select current_user").fetchone() == ("bi_reader",)
+
+
+@pytest.mark.parametrize("role", warehouse.LOGIN_ROLES)
+def test_the_dsn_command_prints_a_role_s_dsn(dsn, role, monkeypatch, capsys):
+    monkeypatch.setenv("WAREHOUSE_DSN", dsn)
+    assert cli.main(["dsn", "--role", role]) == 0
+    printed = capsys.readouterr().out.strip()
+    with psycopg.connect(printed) as conn:
+        assert conn.execute("select current_user, count(*) from marts.probe").fetchone() == (role, 1)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("create table marts.not_mine (a int)")
+
+
+def test_a_role_without_a_password_has_no_dsn_and_says_how_to_get_one(dsn, monkeypatch):
+    monkeypatch.delenv("REFORM_REFORM_LOADER_PASSWORD")
+    with pytest.raises(LookupError, match="set REFORM_REFORM_LOADER_PASSWORD"):
+        warehouse.role_dsn("reform_loader", dsn)
+
+
+def test_a_run_s_summary_keeps_no_password(dsn, monkeypatch):
+    """audit.pipeline_runs, which the auditor reads, holds the warehouse DSN without its password."""
+    from reform_etl import runs
+
+    password = urlsplit(dsn).password
+    assert password  # the test server trusts no one: its DSN carries the superuser's password
+    monkeypatch.setenv("WAREHOUSE_DSN", dsn)
+    runs.start_run(dsn, "roles_test_run", triggered_by="test")
+    summary = runs.finish_run(dsn, "roles_test_run")
+    assert summary["dsn"] == dsn.replace(f":{password}@", ":***@")
+    with psycopg.connect(warehouse.role_dsn("auditor", dsn)) as conn:
+        stored = conn.execute("select summary::text from audit.pipeline_runs where run_id = 'roles_test_run'")
+        assert password not in stored.fetchone()[0]
+
+
+def test_grant_unit_refuses_a_role_that_cannot_log_in(dsn, monkeypatch, capsys):
+    monkeypatch.setenv("WAREHOUSE_DSN", dsn)
+    with pytest.raises(access.RoleCannotLogIn, match="cannot log in.*--password-env.*--nologin"):
+        access.grant_unit("analyst_nologin_probe", "227", dsn=dsn)
+    assert cli.main(["grant-unit", "analyst_nologin_probe", "227"]) == 1
+    assert "RoleCannotLogIn" in capsys.readouterr().out
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select 1 from pg_roles where rolname = 'analyst_nologin_probe'").fetchone() is None
+    try:
+        assert cli.main(["grant-unit", "analyst_nologin_probe", "227", "--nologin"]) == 0
+        monkeypatch.setenv("ANALYST_PW", "analyst-test-password")
+        assert cli.main(["grant-unit", "analyst_login_probe", "227", "--password-env", "ANALYST_PW"]) == 0
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("select rolname, rolcanlogin from pg_roles where rolname like 'analyst_%_probe' "
+                                "order by 1").fetchall() == [("analyst_login_probe", True),
+                                                             ("analyst_nologin_probe", False)]
+        login = as_role(dsn, "bi_reader").replace("bi_reader:", "analyst_login_probe:", 1)
+        login = login.replace(warehouse.role_password("bi_reader"), "analyst-test-password")
+        with psycopg.connect(login) as conn:
+            assert conn.execute("select current_user").fetchone() == ("analyst_login_probe",)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("delete from audit.unit_role_bindings where role_name like 'analyst_%_probe'")
+            conn.execute("drop role if exists analyst_nologin_probe")
+            conn.execute("drop role if exists analyst_login_probe")
 
 
 def test_bootstrap_refuses_a_server_older_than_the_sql_needs(dsn, monkeypatch):

@@ -120,6 +120,10 @@ def _load(conn: psycopg.Connection, path: Path, kind: str, facts: FileBytes, run
     with archiving_thread(path, facts.sha256, archive) as archiving:
         rows, table, proven = _load_rows(conn, path, spec, file_id, facts, dsn)
         archived, _ = archiving.result()
+    if table.warnings:  # an official form's totals that do not add up: warned by the kind's history suite
+        from reform_etl.forms import store_findings
+
+        store_findings(conn, file_id, table.warnings)
     conn.execute(
         "update audit.submission_files set rows_total = %s, rows_loaded = %s, sheet_name = %s, header_row = %s, "
         "header_mapping = %s, archived_path = %s, has_proven_dates = %s, loaded_at = now() where file_id = %s",

@@ -1,4 +1,4 @@
-"""Streaming readers for landing files: CSV (UTF-8, with or without BOM) and Excel .xlsx.
+"""Readers for landing files: CSV (UTF-8 with or without BOM, UTF-16 with BOM) and workbooks (.xlsx, .xls, .ods).
 
 They find the header row (title rows above it are skipped), map source headers to column keys
 (English key or Vietnamese label, case- and accent-insensitive) and yield data rows one at a
@@ -7,14 +7,15 @@ time, so a file of millions of rows is never held in memory.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reform_etl.ingest.parsing import Cell, cell_text, fold
+from reform_etl.ingest.workbooks import WORKBOOK_SUFFIXES, WorkbookRefused, open_workbook
 from reform_etl.kinds import KIND_SPECS, KindSpec
 
 HEADER_SCAN_ROWS = 30
@@ -41,6 +42,8 @@ class Table:
     ignored_headers: list[str] = field(default_factory=list)
     width: int = 0  # cells in the header row
     csv_delimiter: str | None = None  # set for CSV: the body may be streamed to COPY as it is
+    # Found while reading (an official form's totals that do not add up): each a dict with the sheet's row
+    warnings: list[dict] = field(default_factory=list)
 
 
 def header_aliases(spec: KindSpec) -> dict[str, str]:
@@ -126,9 +129,19 @@ def _table(kind: str, rows: Iterator[tuple[int, list[Cell]]], sheet_name: str | 
     return Table(header_row, mapping, source_headers, data_rows(), sheet_name, ignored, len(cells), csv_delimiter)
 
 
+def csv_encoding(path: Path) -> str:
+    """'utf-16' for a file that starts with a UTF-16 byte-order mark (Excel's "Unicode text"), else 'utf-8-sig'."""
+    with path.open("rb") as raw:
+        start = raw.read(2)
+    return "utf-16" if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+
+
 def csv_delimiter(path: Path) -> str:
     with path.open("rb") as raw:
         sample = raw.read(CSV_SNIFF_BYTES)
+    if csv_encoding(path) == "utf-16":
+        # A BOM makes UTF-16 unambiguous; a code unit cut at the sample's end is dropped.
+        return _sniff_delimiter(sample[: len(sample) // 2 * 2].decode("utf-16", errors="ignore"))
     try:
         sample_text = sample.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -139,10 +152,10 @@ def csv_delimiter(path: Path) -> str:
     return _sniff_delimiter(sample_text)
 
 
-def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[Cell]]]:
+def _csv_rows(path: Path, delimiter: str, encoding: str = "utf-8-sig") -> Iterator[tuple[int, list[Cell]]]:
     raw = path.open("rb")
     try:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
+        text = io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
         reader = csv.reader(text, delimiter=delimiter)
         line = 0
         try:
@@ -150,6 +163,10 @@ def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[Cell]]]:
                 line += 1
                 yield reader.line_num, list(cells)
         except UnicodeDecodeError as exc:
+            if encoding == "utf-16":
+                message = (f"UTF-16 text broken near line {line + 1}: save it again as 'CSV UTF-8' "
+                           "(tệp UTF-16 bị hỏng, hãy lưu lại dạng CSV UTF-8)")
+                raise FileRejected("unreadable", message) from exc
             raise _not_utf8(exc, line + 1) from exc
         except csv.Error as exc:
             raise FileRejected("unreadable", f"CSV cannot be read near line {reader.line_num}: {exc}") from exc
@@ -176,33 +193,62 @@ def _sniff_delimiter(sample: str) -> str:
     return max(scores, key=lambda d: (scores[d], d == ","))
 
 
-def _sheet_for(names: list[str], kind: str) -> str:
+def sheet_order(names: list[str], kind: str) -> list[str]:
+    """The sheets to look for a header in: those named like the kind first, then the others in order."""
     spec = KIND_SPECS[kind]
     wanted = {fold(kind), fold(spec.label_vi)}
-    return next((name for name in names if fold(name) in wanted), names[0])
+    return sorted(names, key=lambda name: fold(name) not in wanted)
 
 
-def _xlsx_rows(path: Path, kind: str) -> tuple[Iterator[tuple[int, list[Cell]]], str, object]:
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
+def _workbook_table(path: Path, kind: str) -> OpenTable:
+    """The first sheet (named like the kind first) with this kind's header, or an official form of the kind.
+    Raises FileRejected: file_too_large / unreadable before reading, no_header naming every sheet looked at."""
+    from reform_etl.forms import read_form
 
     try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
-        message = f"not a readable Excel .xlsx workbook: {exc} (không đọc được tệp Excel)"
-        raise FileRejected("unreadable", message) from exc
-    sheet_name = _sheet_for(workbook.sheetnames, kind)
-    sheet = workbook[sheet_name]
+        workbook = open_workbook(path)
+    except WorkbookRefused as refused:
+        raise FileRejected(refused.code, refused.message) from refused
+    wrong: FileRejected | None = None
+    looked: list[str] = []
+    try:
+        for name in sheet_order(workbook.sheet_names, kind):
+            rows = workbook.sheet_rows(name)
+            head = [item for _, item in zip(range(HEADER_SCAN_ROWS), rows, strict=False)]
+            looked.append(name)
+            try:
+                return OpenTable(_table(kind, _chain(head, rows), name), workbook)
+            except FileRejected as rejected:
+                if rejected.code not in ("no_header", "wrong_kind", "empty"):
+                    raise
+                if rejected.code == "wrong_kind":
+                    wrong = wrong or rejected
+            form = read_form(kind, name, head, rows, workbook.merged(name))
+            if form is not None:
+                return OpenTable(form, workbook)
+    except WorkbookRefused as refused:
+        workbook.close()
+        raise FileRejected(refused.code, refused.message) from refused
+    except BaseException:
+        workbook.close()
+        raise
+    workbook.close()
+    if wrong is not None:
+        raise wrong
+    sheets = ", ".join(f"'{name}'" for name in looked)
+    spec = KIND_SPECS[kind]
+    raise FileRejected(
+        "no_header",
+        f"no recognisable header row in the first {HEADER_SCAN_ROWS} rows of any sheet (looked at {sheets}): "
+        f"expected columns such as {', '.join(spec.required)} "
+        f"(không tìm thấy dòng tiêu đề trên trang tính nào: đã xem {sheets})",
+    )
 
-    def rows() -> Iterator[tuple[int, list[Cell]]]:
-        for row in sheet.iter_rows():
-            cells = [cell.value for cell in row]
-            if not cells:
-                continue
-            row_number = next((c.row for c in row if getattr(c, "row", None)), None)
-            yield row_number or 0, cells
 
-    return rows(), sheet_name, workbook
+def _chain(head: list[tuple[int, list[Cell]]], rest: Iterator[tuple[int, list[Cell]]]
+           ) -> Iterator[tuple[int, list[Cell]]]:
+    yield from head
+    yield from rest
 
 
 @dataclass
@@ -222,6 +268,9 @@ def open_table(path: Path, kind: str) -> OpenTable:
         raise FileRejected("empty", "the file is empty (0 bytes) (tệp rỗng)")
     if suffix == ".csv":
         delimiter = csv_delimiter(path)
+        if csv_encoding(path) == "utf-16":
+            # Not UTF-8 bytes: the rows are staged one by one (the general path), never COPYed as they are.
+            return OpenTable(_table(kind, _csv_rows(path, delimiter, "utf-16"), None))
         try:
             return OpenTable(_table(kind, _csv_rows(path, delimiter), None, delimiter))
         except FileRejected as rejected:
@@ -236,13 +285,13 @@ def open_table(path: Path, kind: str) -> OpenTable:
                     except FileRejected:
                         continue
             raise rejected
-    if suffix in (".xlsx", ".xlsm"):
-        rows, sheet_name, workbook = _xlsx_rows(path, kind)
-        try:
-            return OpenTable(_table(kind, rows, sheet_name), workbook)
-        except Exception:
-            workbook.close()  # type: ignore[attr-defined]
-            raise
+    if suffix in WORKBOOK_SUFFIXES:
+        return _workbook_table(path, kind)
+    if suffix == ".json":  # the national portal's own Decision 766 export (service_index only)
+        from reform_etl.ingest.portal766 import open_json
+
+        return OpenTable(open_json(path, kind))
     raise FileRejected(
-        "unreadable", f"unsupported file type '{suffix or path.name}': submit .csv or .xlsx (định dạng không hỗ trợ)"
+        "unreadable", f"unsupported file type '{suffix or path.name}': submit .csv, .xlsx, .xls, .ods (or .json) "
+                      "(định dạng không hỗ trợ)"
     )

@@ -64,6 +64,13 @@ create table if not exists audit.ref_kpis (
     kpi_name text
 );
 
+-- Decision 766 metric codes a service_index row may carry: the catalogue's metrics and its group
+-- codes (a group code's row holds the portal's published group score).
+create table if not exists audit.ref_service_index_metrics (
+    metric_code text primary key,
+    metric_name text
+);
+
 create table if not exists audit.ref_fields (
     field_code text primary key,
     field_name text

@@ -2,7 +2,7 @@
 
 `python -m reform_etl.validation.project` (re)writes it from the rule catalog
 (reform_etl.validation.rules): one suite per submission kind for the row rules (`par_scores`,
-`dossier_stats`, `it_kpis`, `dossiers`), `dossier_stats_history` for the cross-file warnings,
+`dossier_stats`, `it_kpis`, `dossiers`, `service_index`), `dossier_stats_history` for the cross-file warnings,
 `submission_file` for the file-level reject rules and `submission_run` for the run-level
 warnings; every expectation carries `meta.rule` and `meta.severity`. The generated files are
 committed; tests check that they match the catalog.

@@ -17,10 +17,11 @@ import psycopg
 from reform_etl.config import settings
 
 SOURCES = {
-    "units": ("units.csv", "departments.csv"),
+    "units": ("units.csv", "departments.csv", "portal_units.csv"),
     "criteria": ("par_criteria.csv", "par_frameworks.csv"),
     "kpis": ("kpis.csv",),
     "fields": ("fields.csv",),
+    "service_index_metrics": ("service_index_metrics.csv", "service_index_groups.csv"),
 }
 
 
@@ -56,6 +57,8 @@ def _units(folder: Path) -> list[tuple]:
     rows = []
     for name in SOURCES["units"]:
         for r in _read(folder / name):
+            if name == "portal_units.csv":  # a commune by its portal id (H44.125), valid as the commune is
+                r = {**r, "unit_code": r.get("portal_code", ""), "unit_name": r.get("portal_name"), "level": "portal"}
             if not r.get("unit_code"):
                 continue
             level = r.get("level") or ("department" if name == "departments.csv" else None)
@@ -79,6 +82,16 @@ def _criteria(folder: Path) -> list[tuple]:
     return list(rows.values())
 
 
+def _service_index_codes(folder: Path) -> list[tuple]:
+    """Metric codes, then group codes not already a metric's (ONLINE_SERVICE is both)."""
+    rows = {r["metric_code"]: (r["metric_code"], r.get("name_vi")) for r in _read(folder / "service_index_metrics.csv")
+            if r.get("metric_code")}
+    for r in _read(folder / "service_index_groups.csv"):
+        if r.get("group_code"):
+            rows.setdefault(r["group_code"], (r["group_code"], r.get("name_vi")))
+    return list(rows.values())
+
+
 def ensure_loaded(dsn: str, seeds: Path | None = None) -> dict[str, int]:
     """Load (or refresh) audit.ref_* from the seed CSVs; returns rows per reference table."""
     folder = seeds or settings().seeds
@@ -90,6 +103,7 @@ def ensure_loaded(dsn: str, seeds: Path | None = None) -> dict[str, int]:
         "fields": ("ref_fields", "field_code, field_name",
                    lambda f: [(r["field_code"], r.get("field_name_vi")) for r in _read(f / "fields.csv")
                               if r.get("field_code")]),
+        "service_index_metrics": ("ref_service_index_metrics", "metric_code, metric_name", _service_index_codes),
     }
     counts = {}
     with psycopg.connect(dsn) as conn:

@@ -117,6 +117,8 @@ def period_ok(spec: KindSpec, alias: str = "r") -> str:
         return f"coalesce({col} ~ '{YEAR_RE}', false)"
     if spec.column(spec.period_column).type is ValueType.DATE:  # raw dates are trimmed by the loader
         return is_date(col)
+    if spec.period_may_be_year:
+        return f"coalesce({col} ~ '{PERIOD_RE}' or {col} ~ '{YEAR_RE}', false)"
     return f"coalesce({col} ~ '{PERIOD_RE}', false)"
 
 
@@ -132,11 +134,17 @@ def start_of(spec: KindSpec, value: str) -> str:
         return f"(case when {value} ~ '{YEAR_RE}' then make_date({value}::int, 1, 1) end)"
     if spec.column(spec.period_column).type is ValueType.DATE:
         return f"audit.try_date({value})"
+    if spec.period_may_be_year:
+        return (f"(case when {value} ~ '{PERIOD_RE}' then to_date({value} || '-01', 'YYYY-MM-DD') "
+                f"when {value} ~ '{YEAR_RE}' then make_date({value}::int, 1, 1) end)")
     return f"(case when {value} ~ '{PERIOD_RE}' then to_date({value} || '-01', 'YYYY-MM-DD') end)"
 
 
 def end_of(spec: KindSpec, value: str) -> str:
     """Exclusive end of that period."""
+    if spec.period_may_be_year:
+        return (f"({start_of(spec, value)} + case when {value} ~ '{YEAR_RE}' then interval '1 year' "
+                f"else interval '1 month' end)::date")
     step = "1 year" if spec.yearly else "1 day" if spec.column(spec.period_column).type is ValueType.DATE else "1 month"
     return f"({start_of(spec, value)} + interval '{step}')::date"
 
@@ -146,6 +154,8 @@ def registry_bounds(spec: KindSpec, value: str) -> tuple[str, str]:
     the year, or the month, also of a date), null when invalid."""
     if spec.yearly:
         start, step = f"(case when {value} ~ '{YEAR_RE}' then make_date({value}::int, 1, 1) end)", "1 year"
+    elif spec.period_may_be_year:
+        return start_of(spec, value), end_of(spec, value)
     else:
         start, step = f"(case when {value} ~ '{PERIOD_RE}' then to_date({value} || '-01', 'YYYY-MM-DD') end)", "1 month"
     return start, f"({start} + interval '{step}')::date"
@@ -204,7 +214,8 @@ def _common_rules(spec: KindSpec) -> list[Rule]:
     known = "r.unit_code in (select u.unit_code from audit.ref_units u)"
     period_word_vi = "Năm" if spec.yearly else "Ngày tiếp nhận" if pc == "received_at" else "Kỳ báo cáo"
     period_word_en = "year" if spec.yearly else "received date" if pc == "received_at" else "period"
-    what = "year" if spec.yearly else "date" if pc == "received_at" else "month"
+    what = ("year" if spec.yearly else "date" if pc == "received_at"
+            else "month or year" if spec.period_may_be_year else "month")
     is_date_column = spec.column(pc).type is ValueType.DATE
     invalid = f"not {is_date('d.v')}" if is_date_column else f"{start_of(spec, 'd.v')} is null"
     bad_period, bad_period_set = _bad_values(pc, invalid, "invalid")
@@ -357,6 +368,16 @@ def _par_rules(spec: KindSpec) -> list[Rule]:
             observed=_raw_obs("self_score", "appraised_score"), columns=("self_score", "appraised_score"),
         ),
         Rule(
+            "max_points_mismatch", Severity.QUARANTINE_ROW,
+            "Điểm tối đa của tiêu chí trên bảng chấm điểm khác bộ tiêu chí đang áp dụng (bảng của phiên bản khác)",
+            "The scoring sheet's maximum points for the criterion differ from the framework in force "
+            "(a sheet of another framework version)",
+            predicate=(f"{v('max_points')} is not null and ({v('max_points')} !~ '{DEC_RE}' or exists ({crit} "
+                       f"and c.max_points <> {as_dec('max_points')}))"),
+            observed=_json_obj({"max_points": "r.max_points", "framework_max_points": max_points}),
+            columns=("max_points",),
+        ),
+        Rule(
             "score_out_of_range", Severity.QUARANTINE_ROW,
             "Điểm nhỏ hơn 0 hoặc vượt điểm tối đa của tiêu chí",
             "A score is below 0 or above the criterion's maximum points",
@@ -371,8 +392,11 @@ def _par_rules(spec: KindSpec) -> list[Rule]:
 def _dossier_stats_rules(spec: KindSpec) -> list[Rule]:
     received = ("received_carried_over", "received_online", "received_direct", "received_postal")
     resolved = ("resolved_early", "resolved_on_time", "resolved_late", "pending_in_time", "pending_overdue")
-    all_ok = " and ".join(f"{v(c)} ~ '{INT_RE}'" for c in received + resolved)
-    total_in = " + ".join(as_int(c) for c in received)
+    # received_postal may be blank (unknown: the official form counts it in received_direct): it adds 0
+    postal_ok = f"({v('received_postal')} is null or {v('received_postal')} ~ '{INT_RE}')"
+    all_ok = " and ".join([*(f"{v(c)} ~ '{INT_RE}'" for c in received + resolved if c != "received_postal"),
+                           postal_ok])
+    total_in = " + ".join(as_int(c) if c != "received_postal" else f"coalesce({as_int(c)}, 0)" for c in received)
     total_out = " + ".join(as_int(c) for c in resolved)
     return [
         _code_rule("field_code_unknown", "field_code", "ref_fields",
@@ -389,17 +413,38 @@ def _dossier_stats_rules(spec: KindSpec) -> list[Rule]:
     ]
 
 
+def _numerator_rule() -> Rule:
+    """A rate's numerator above its denominator (it_kpis, service_index)."""
+    return Rule(
+        "numerator_gt_denominator", Severity.QUARANTINE_ROW,
+        "Tử số lớn hơn mẫu số", "Numerator is greater than the denominator",
+        predicate=f"{as_dec('numerator')} > {as_dec('denominator')}",
+        observed=_raw_obs("numerator", "denominator"), columns=("numerator", "denominator"),
+    )
+
+
 def _it_kpi_rules(spec: KindSpec) -> list[Rule]:
-    num = as_dec("numerator")
-    den = as_dec("denominator")
     return [
         _code_rule("kpi_code_unknown", "kpi_code", "ref_kpis",
                    "Mã chỉ tiêu không có trong danh mục", "KPI code is not in the KPI catalog", required=True),
+        _numerator_rule(),
+    ]
+
+
+def _service_index_rules(spec: KindSpec) -> list[Rule]:
+    score = v("published_score")
+    return [
+        _code_rule("metric_unknown", "metric_code", "ref_service_index_metrics",
+                   "Mã chỉ số không có trong danh mục chỉ số 766 (seed service_index_metrics / service_index_groups)",
+                   "Metric code is not in the Decision 766 catalogue (seeds service_index_metrics / "
+                   "service_index_groups)", required=True),
+        _numerator_rule(),
         Rule(
-            "numerator_gt_denominator", Severity.QUARANTINE_ROW,
-            "Tử số lớn hơn mẫu số", "Numerator is greater than the denominator",
-            predicate=f"{num} > {den}",
-            observed=_raw_obs("numerator", "denominator"), columns=("numerator", "denominator"),
+            "published_score_invalid", Severity.QUARANTINE_ROW,
+            "Điểm công bố không phải là số từ 0 đến 100", "The published score is not a number from 0 to 100",
+            predicate=(f"{score} is not null and ({score} !~ '{DEC_RE}' "
+                       f"or {as_dec('published_score')} not between 0 and 100)"),
+            observed=_raw_obs("published_score"), columns=("published_score",),
         ),
     ]
 
@@ -439,6 +484,7 @@ _KIND_RULES = {
     "dossier_stats": _dossier_stats_rules,
     "it_kpis": _it_kpi_rules,
     "dossiers": _dossier_rules,
+    "service_index": _service_index_rules,
 }
 
 
@@ -502,8 +548,22 @@ def _latest_score(column: str) -> str:
     )
 
 
+def _form_totals(kind: str) -> Rule:
+    """A form's totals or subtotals rows that are not the sum of their rows, as the reader found them
+    (audit.form_findings): the rows are loaded, the totals never are."""
+    return Rule(
+        "form_totals_mismatch", Severity.WARN,
+        "Dòng tổng cộng / tổng điểm của biểu không bằng tổng các dòng của nó (dòng tổng không được nạp)",
+        "A form's totals or subtotal row is not the sum of its rows (totals rows are never loaded)",
+        query=("select w.sheet_row as _row_number, w.finding from audit.form_findings w "
+               "where w.file_id = (select x._file_id from (select * from {rows}) x limit 1) "
+               "and w.rule = 'form_totals_mismatch' order by w.sheet_row, w.finding_id"),
+    )
+
+
 def history_rules(kind: str) -> list[Rule]:
-    """Warnings that compare a file's rows with other files (run per accepted file, after all files of the run)."""
+    """Warnings that compare a file's rows with other files (run per accepted file, after all files of the run),
+    and those the reader of an official form found in the file."""
     mine = NOT_QUARANTINED.format(kind=kind, a="r")
     if kind == "par_scores":
         max_points = ("(select max(m.max_points) from audit.ref_criteria m where m.criterion_code = x.criterion_code "
@@ -522,7 +582,7 @@ def history_rules(kind: str) -> list[Rule]:
                 f"where abs({as_dec('self_score', 'x')} - {as_dec('appraised_score', 'x')}) > {max_points} / 2 "
                 f"order by x._row_number"
             ),
-        )]
+        ), _form_totals(kind)]
     if kind != "dossier_stats":
         return []
     carried = Rule(
@@ -554,7 +614,7 @@ def history_rules(kind: str) -> list[Rule]:
             f"order by u.unit_code, u.period"
         ),
     )
-    return [carried, swing]
+    return [carried, swing, _form_totals(kind)]
 
 # ---------------------------------------------------------------- run-level warnings (suite `submission_run`)
 
@@ -624,8 +684,14 @@ FILE_RULES = (
              "Đường dẫn tệp không an toàn hoặc nằm ngoài thư mục nhận",
              "Unsafe file path, or outside the landing folder"),
     FileRule("file_unreadable", "is_readable", ("unreadable",),
-             "Không đọc được tệp (hỏng, không phải CSV/XLSX, hoặc không mã hóa UTF-8)",
-             "File cannot be read (corrupt, not CSV/XLSX, or not UTF-8 encoded)"),
+             "Không đọc được tệp (hỏng, có mật khẩu, không phải CSV/XLSX/XLS/ODS, hoặc mã hóa không hỗ trợ)",
+             "File cannot be read (corrupt, encrypted, not CSV/XLSX/XLS/ODS, or an unsupported encoding)"),
+    FileRule("file_too_large", "is_within_limits", ("file_too_large",),
+             "Bảng tính giải nén ra quá lớn hoặc quá nhiều ô để đọc an toàn",
+             "Workbook decompresses to more bytes or cells than can be read safely"),
+    FileRule("form_title_unresolved", "has_unit_and_period", ("unit_unresolved", "period_unresolved"),
+             "Biểu không ghi (hoặc ghi tên không xác định được) đơn vị báo cáo hoặc kỳ báo cáo",
+             "The form does not state its unit or period, or names a unit that cannot be resolved"),
     FileRule("wrong_kind", "kind_matches", ("wrong_kind",),
              "Tệp không thuộc loại dữ liệu của thư mục", "File is not of the kind its folder names"),
     FileRule("header_not_found", "has_header", ("no_header",),

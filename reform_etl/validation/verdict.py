@@ -33,6 +33,8 @@ def file_shape(row: dict) -> dict[str, bool]:
     return {
         "path_is_safe": code != "bad_path" and ".." not in Path(row["path"]).parts,
         "is_readable": code != "unreadable",
+        "is_within_limits": code != "file_too_large",
+        "has_unit_and_period": code not in ("unit_unresolved", "period_unresolved"),
         "kind_matches": code != "wrong_kind" and (spec is not None or code is not None),
         "has_header": code != "no_header",
         "has_required_columns": code != "missing_columns"

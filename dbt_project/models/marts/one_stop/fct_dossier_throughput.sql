@@ -31,8 +31,9 @@ totals as (
 
     select
         stats.*,
-        received_carried_over + received_online + received_direct + received_postal as received_total,
-        received_online + received_direct + received_postal as received_new,
+        -- postal is null (unknown) on the official 13-column form, whose in-person column holds it (SPEC §3)
+        received_carried_over + received_online + received_direct + coalesce(received_postal, 0) as received_total,
+        received_online + received_direct + coalesce(received_postal, 0) as received_new,
         resolved_early + resolved_on_time + resolved_late as resolved_total,
         pending_in_time + pending_overdue as pending_total
     from stats

@@ -7,6 +7,7 @@
 -- present on one side only counts as 0 on the other.
 -- A table: it reads the two aggregates (unit x month x field, not the records), so a rebuild
 -- costs the size of the aggregates, which is small next to the records.
+{% set postal_unknown = '(reported_rows.file_id is not null and reported_rows.received_postal is null)' -%}
 {% set counts = ['received_carried_over', 'received_online', 'received_direct', 'received_postal',
                   'resolved_early', 'resolved_on_time', 'resolved_late', 'pending_in_time', 'pending_overdue'] -%}
 with
@@ -82,8 +83,20 @@ paired as (
         coalesce(reported_rows.field_code, derived_rows.field_code) as field_code,
         reported_rows.file_id as reported_file_id,
         {%- for c in counts %}
+        {%- if c == 'received_postal' %}
+        -- postal unknown (null: the official 13-column form counts it in person): not compared, and the
+        -- records' postal receipts are compared with the in-person column that holds them
+        case when not {{ postal_unknown }} then coalesce(reported_rows.{{ c }}, 0) end as reported_{{ c }},
+        case when not {{ postal_unknown }} then coalesce(derived_rows.{{ c }}, 0) end as derived_{{ c }},
+        {%- elif c == 'received_direct' %}
+        coalesce(reported_rows.{{ c }}, 0) as reported_{{ c }},
+        coalesce(derived_rows.{{ c }}, 0)
+            + case when {{ postal_unknown }} then coalesce(derived_rows.received_postal, 0) else 0 end
+            as derived_{{ c }},
+        {%- else %}
         coalesce(reported_rows.{{ c }}, 0) as reported_{{ c }},
         coalesce(derived_rows.{{ c }}, 0) as derived_{{ c }}{{ ',' if not loop.last }}
+        {%- endif %}
         {%- endfor %}
     from reported_rows
     full outer join derived_rows

@@ -1,3 +1,4 @@
+-- The Decision 766 catalogue as the national portal scores it (SPEC §2), one row per metric.
 with
 
 source as (
@@ -11,15 +12,15 @@ final as (
     select
         metric_code,
         group_code,
-        group_name_vi,
-        group_name_en,
-        metric_name_vi,
-        metric_name_en,
         max_score,
-        source as measure_source,
-        measure,
-        full_score_ratio_pct,
+        full_ratio_pct,
         score_when_no_denominator,
+        is_scored,
+        is_province_wide,
+        score_method,
+        nullif(dossier_stats_measure, '') as dossier_stats_measure,
+        name_vi as metric_name_vi,
+        name_en as metric_name_en,
         sort_order
     from source
 

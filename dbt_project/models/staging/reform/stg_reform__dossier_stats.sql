@@ -33,7 +33,8 @@ final as (
         {{ surrogate_key(['file_id', 'row_number']) }} as dossier_stat_row_id,
         *,
         unit_code is not null and period is not null
-        {%- for c in counts %} and {{ c }} is not null{% endfor %} as is_well_formed
+        {#- received_postal may be null: unknown on the official 13-column form (in received_direct, SPEC §3) #}
+        {%- for c in counts if c != 'received_postal' %} and {{ c }} is not null{% endfor %} as is_well_formed
     from typed
 
 )
