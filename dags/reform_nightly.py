@@ -2,7 +2,8 @@
 
 Thin on purpose: every task body is a function of reform_etl.orchestration, the dbt wiring lives in
 reform_etl.orchestration.dag_config. Per file, load and validate run as one mapped task group, so a file that
-fails never blocks the others; dbt starts once every file is done, whatever became of each.
+fails never blocks the others; dbt starts once every file is done, whatever became of each, and
+the run's cross-file warning checks (`cross_file_checks`) have run on what they left.
 
 Between the gates and dbt, `decide_dbt` branches (reform_etl.transform.decision.decide_dbt, recorded in
 audit.transform_runs): a full build (the Cosmos group, one `dbt build` task per model) when anything
@@ -28,6 +29,8 @@ from cosmos import DbtTaskGroup
 
 from reform_etl import orchestration as orc
 from reform_etl.orchestration import dag_config
+
+DBT_PROJECT = dag_config.dbt_project_for(__file__)  # DBT_PROJECT_DIR overrides it
 
 RAW = Asset(orc.RAW_ASSET)
 SEEDS = Asset(orc.SEEDS_ASSET)
@@ -84,6 +87,11 @@ with DAG(
         """Gate: dbt runs once every file is loaded, rejected or failed."""
 
     @task
+    def cross_file_checks(run: dict) -> dict:
+        """Once every file is validated: the run's cross-file and run-level warnings (audit.validation_results)."""
+        return orc.task_cross_file_checks(run)
+
+    @task
     def reference_data(run: dict) -> bool:
         return orc.transient_only(orc.load_seeds)(run["run_id"])
 
@@ -94,8 +102,8 @@ with DAG(
 
     dbt = DbtTaskGroup(
         group_id=orc.DBT_GROUP_ID,
-        project_config=dag_config.project_config(),
-        profile_config=dag_config.profile_config(),
+        project_config=dag_config.project_config(DBT_PROJECT),
+        profile_config=dag_config.profile_config(DBT_PROJECT),
         execution_config=dag_config.execution_config(),
         render_config=dag_config.render_config(exclude=["resource_type:seed"]),
         operator_args={**dag_config.operator_args(), "retries": 0},  # a failing model or test is not transient
@@ -121,7 +129,7 @@ with DAG(
     run = start()
     files = per_file.partial(run=run).expand(path=discover(run))
     decide = decide_dbt(run, reference_data(run))
-    files >> files_done() >> decide
+    files >> files_done() >> cross_file_checks(run) >> decide
     refresh = dbt_refresh(run)
     decide >> [dbt, refresh]
     built = marts_built(run)

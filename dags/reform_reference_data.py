@@ -14,6 +14,8 @@ from cosmos import DbtTaskGroup
 from reform_etl import orchestration as orc
 from reform_etl.orchestration import dag_config
 
+DBT_PROJECT = dag_config.dbt_project_for(__file__)  # DBT_PROJECT_DIR overrides it
+
 SEEDS = Asset(orc.SEEDS_ASSET)
 
 with DAG(
@@ -41,8 +43,8 @@ with DAG(
 
     seeds = DbtTaskGroup(
         group_id="dbt_seed",
-        project_config=dag_config.project_config(),
-        profile_config=dag_config.profile_config(),
+        project_config=dag_config.project_config(DBT_PROJECT),
+        profile_config=dag_config.profile_config(DBT_PROJECT),
         execution_config=dag_config.execution_config(),
         render_config=dag_config.render_config(select=["resource_type:seed"]),
         operator_args={**dag_config.operator_args(), "full_refresh": True},

@@ -7,7 +7,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from reform_etl.transform.dbt import environment, run_dbt_cli
+from reform_etl.transform.dbt import run_dbt
 from reform_etl.transform.decision import close_transform, record_transform, transform_ddl, transform_state
 from reform_etl.transform.manifest import ensure_manifest
 from reform_etl.transform.seeds import load_seeds
@@ -38,21 +38,20 @@ def backfill(period_from: str, period_to: str, dsn: str | None = None) -> dict:
     dsn = dsn or warehouse.dsn()
     warehouse.bootstrap(dsn)
     run_id = f"backfill__{start}__{end}__{datetime.now(UTC):%Y%m%dT%H%M%S%f}"  # two in one second: two ids
-    with environment({"WAREHOUSE_DSN": dsn}):
-        runs.start_run(run_id, None, "backfill", owner=runs.this_process())
-        started = time.monotonic()
-        try:
-            ensure_manifest()
-            load_seeds(run_id, dsn=dsn)
-            _record_backfill(run_id, start, end, dsn)
-            dbt_vars = json.dumps({"backfill_from": start, "backfill_to": end})
-            run_dbt_cli(["build", "--exclude", "resource_type:seed", "--vars", dbt_vars], dsn=dsn)
-        except Exception as exc:
-            close_transform(run_id, "failed", ("backfill",), dsn=dsn)
-            runs.finish_run(run_id, "failed", str(exc)[-4000:])
-            raise
-        close_transform(run_id, "success", ("backfill",), dsn=dsn)
-        summary = runs.finish_run(run_id, "success")
+    runs.start_run(dsn, run_id, None, "backfill", owner=runs.this_process())
+    started = time.monotonic()
+    try:
+        ensure_manifest()
+        load_seeds(run_id, dsn=dsn)
+        _record_backfill(run_id, start, end, dsn)
+        dbt_vars = json.dumps({"backfill_from": start, "backfill_to": end})
+        run_dbt(["build", "--exclude", "resource_type:seed", "--vars", dbt_vars], dsn, check=True)
+    except Exception as exc:
+        close_transform(run_id, "failed", ("backfill",), dsn=dsn)
+        runs.finish_run(dsn, run_id, "failed", str(exc)[-4000:])
+        raise
+    close_transform(run_id, "success", ("backfill",), dsn=dsn)
+    summary = runs.finish_run(dsn, run_id, "success")
     summary.update({"period_from": start, "period_to": end, "seconds": round(time.monotonic() - started, 1)})
     return summary
 

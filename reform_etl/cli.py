@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     landing = Path(args.landing or settings().landing).resolve()
     logical_date = datetime.fromisoformat(args.date).replace(tzinfo=UTC) if args.date else None
-    result = orchestration.run_nightly(landing, logical_date=logical_date)
+    result = orchestration.run_nightly(landing, logical_date=logical_date, dsn=args.dsn)
     _summary_tables(result.summary)
     return 0 if result.succeeded else 1
 
@@ -74,15 +74,15 @@ def cmd_load(args: argparse.Namespace) -> int:
     from reform_etl import ingest, runs
 
     run_id = f"load__{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-    runs.start_run(run_id, triggered_by="cli load", owner=runs.this_process())
+    runs.start_run(args.dsn, run_id, triggered_by="cli load", owner=runs.this_process())
     landing = Path(args.landing or settings().landing).resolve()
-    results = ingest.load_paths([Path(p) for p in args.paths], run_id=run_id, landing=landing)
+    results = ingest.load_paths([Path(p) for p in args.paths], run_id=run_id, landing=landing, dsn=args.dsn)
     if not args.no_validate:
-        for file_id in runs.files_awaiting_validation():
-            runs.validate_file(file_id, run_id)
-        runs.warn_checks(run_id)
-    _summary_tables(runs.finish_run(run_id, report_path=None if args.no_validate else
-                                    runs.build_report(run_id)))
+        for file_id in runs.files_awaiting_validation(args.dsn):
+            runs.validate_file(args.dsn, file_id, run_id)
+        runs.warn_checks(args.dsn, run_id)
+    _summary_tables(runs.finish_run(args.dsn, run_id, report_path=None if args.no_validate else
+                                    runs.build_report(args.dsn, run_id)))
     _seen_before(results)
     return 0
 
@@ -109,7 +109,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from reform_etl.warehouse import connect
 
-    with connect() as conn:
+    with connect(args.dsn) as conn:
         runs = conn.execute(
             "select run_id, status, started_at, ended_at, error from audit.pipeline_runs "
             "order by started_at desc limit %s", (args.limit,)).fetchall()
@@ -135,9 +135,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_dsn(args: argparse.Namespace) -> int:
     from reform_etl import warehouse
 
-    dsn = warehouse.dsn()
-    warehouse.bootstrap(dsn)  # gives bi_reader and auditor their password the first time
-    print(warehouse.role_dsn(args.role, dsn) if args.role else dsn)
+    # args.dsn: resolved (the embedded warehouse started if needed) and bootstrapped by main(), which
+    # gives bi_reader and auditor their password the first time
+    print(warehouse.role_dsn(args.role, args.dsn) if args.role else args.dsn)
     return 0
 
 
@@ -147,20 +147,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     run_id = args.run
     if not run_id:
-        with connect() as conn:
+        with connect(args.dsn) as conn:
             row = conn.execute("select run_id from audit.pipeline_runs order by started_at desc limit 1").fetchone()
         if not row:
             console.print("no run yet: start one with `reform-etl run`")
             return 1
         run_id = row[0]
-    print(runs.build_report(run_id))
+    print(runs.build_report(args.dsn, run_id))
     return 0
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from reform_etl.backfill import backfill
 
-    result = backfill(args.period_from, args.period_to)
+    result = backfill(args.period_from, args.period_to, dsn=args.dsn)
     console.print(result)
     return 0
 
@@ -173,7 +173,7 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
         stopped = embedded_pg.stop(cfg.pgdata)
         console.print("embedded warehouse stopped" if stopped else "embedded warehouse was not running")
         return 0
-    dsn = warehouse.dsn(cfg)
+    dsn = warehouse.resolve_dsn(cfg)
     warehouse.bootstrap(dsn)
     console.print(f"warehouse ready: [bold]{warehouse.redacted(dsn)}[/] {_DSN_HINT}; passwords in {cfg.credentials}")
     return 0
@@ -188,10 +188,9 @@ def static_docs(target: Path) -> Path:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from reform_etl import warehouse
     from reform_etl.transform import run_dbt
 
-    result = run_dbt(DOCS_ARGS, warehouse.dsn())
+    result = run_dbt(DOCS_ARGS, args.dsn)
     if not result.success:
         console.print(f"[red]dbt docs generate failed:[/] {result.exception}")
         return 1
@@ -316,7 +315,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.func not in (cmd_sample, cmd_warehouse):
             from reform_etl import warehouse
 
-            warehouse.bootstrap(warehouse.dsn())  # idempotent; a new or upgraded warehouse is ready
+            # The one place a command finds its warehouse; every step gets it passed (the Airflow tasks
+            # and dbt processes a command starts read it from WAREHOUSE_DSN).
+            args.dsn = warehouse.resolve_dsn()
+            os.environ["WAREHOUSE_DSN"] = args.dsn
+            warehouse.bootstrap(args.dsn)  # idempotent; a new or upgraded warehouse is ready
         return args.func(args)
     except KeyboardInterrupt:
         return 130

@@ -646,15 +646,11 @@ def write_index(dsn: str, out_dir: Path) -> Path:
 
 
 def build_report(dsn: str, run_id: str, out_dir: Path) -> Path:
-    """Write the run's report folder under out_dir and return the path of its index.html."""
-    from reform_etl import validation
+    """Write the run's report folder under out_dir and return the path of its index.html.
 
-    with psycopg.connect(dsn) as conn:
-        pending = conn.execute(
-            "select coalesce((select ended_at is null from audit.validation_runs where run_id = %s), false)",
-            (run_id,)).fetchone()[0]
-    if pending:  # the cross-file and run-level warnings are part of the run's findings
-        validation.warn_checks(dsn, run_id)
+    Reads the warehouse, never writes to it: the run's cross-file warnings are a step of the run
+    before (`validation.warn_checks`, the nightly's `cross_file_checks` task).
+    """
     folder = Path(out_dir) / safe_dir_name(run_id)
     folder.mkdir(parents=True, exist_ok=True)
     data = _collect(dsn, run_id)

@@ -1,7 +1,8 @@
 """Pipeline run records (audit.pipeline_runs) and the steps of a run as plain functions the tasks and CLI call.
 
 Each step takes ids and paths (not objects) so that Airflow can map and retry it, and each is
-idempotent: running a step again for the same run changes nothing it already did.
+idempotent: running a step again for the same run changes nothing it already did. Each takes the
+warehouse DSN its entry point resolved (the CLI, a task body), never looks for one itself.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from reform_etl import ingest
 from reform_etl.config import settings
 from reform_etl.transform.decision import transform_summary
 from reform_etl.warehouse import connect, redacted
-from reform_etl.warehouse import dsn as warehouse_dsn
 
 OWNER_ENV = "REFORM_RUN_OWNER"  # host:pid of the process that drives a run in-process (set by the local runner)
 STALE_AFTER_HOURS_ENV = "REFORM_STALE_RUN_HOURS"  # a run silent this long is abandoned (default 6)
@@ -29,7 +29,7 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def start_run(run_id: str, logical_date: datetime | None = None, triggered_by: str = "cli",
+def start_run(dsn: str, run_id: str, logical_date: datetime | None = None, triggered_by: str = "cli",
               owner: str | None = None) -> list[str]:
     """Record the run; a re-run of the same run id keeps its history and is marked running again.
 
@@ -38,8 +38,8 @@ def start_run(run_id: str, logical_date: datetime | None = None, triggered_by: s
     Runs left `running` by a process that died are marked abandoned first (mark_abandoned); returns them.
     """
     owner = owner or os.environ.get(OWNER_ENV) or None
-    abandoned = mark_abandoned(except_run=run_id)
-    with connect() as conn:
+    abandoned = mark_abandoned(dsn, except_run=run_id)
+    with connect(dsn) as conn:
         conn.execute(
             "insert into audit.pipeline_runs (run_id, logical_date, triggered_by, owner, heartbeat_at) "
             "values (%s, %s, %s, %s, now()) "
@@ -65,7 +65,7 @@ def _alive(owner: str) -> bool | None:
     return True
 
 
-def mark_abandoned(except_run: str | None = None, dsn: str | None = None) -> list[str]:
+def mark_abandoned(dsn: str, except_run: str | None = None) -> list[str]:
     """Close as `abandoned` the runs still `running` that no process drives any more, with when and why:
     their owner process on this host is gone, or (no owner to ask) no step of theirs has been heard of
     for REFORM_STALE_RUN_HOURS. Their validation runs are closed the same way. Returns their run ids."""
@@ -100,35 +100,35 @@ def mark_abandoned(except_run: str | None = None, dsn: str | None = None) -> lis
     return sorted(reasons)
 
 
-def heartbeat(run_id: str | None) -> None:
+def heartbeat(dsn: str, run_id: str | None) -> None:
     """A step of the run is under way: it is not abandoned (mark_abandoned)."""
     if not run_id:
         return
-    with connect() as conn:
+    with connect(dsn) as conn:
         conn.execute("update audit.pipeline_runs set heartbeat_at = now() where run_id = %s", (run_id,))
         conn.commit()
 
 
-def discover(landing: str | Path, run_id: str | None = None) -> list[str]:
+def discover(dsn: str, landing: str | Path, run_id: str | None = None) -> list[str]:
     """The files to load now; those still being written are noted on the run (its summary and report list
     them) and left for a later run."""
-    found = ingest.discover_files(Path(landing))
+    found = ingest.discover_files(Path(landing), dsn=dsn)
     if run_id:
-        heartbeat(run_id)
-        _note_waiting(run_id, [str(p) for p in found.waiting])
+        heartbeat(dsn, run_id)
+        _note_waiting(dsn, run_id, [str(p) for p in found.waiting])
     return [str(p) for p in found.fresh]
 
 
-def load_file(path: str, run_id: str, landing: str | Path) -> dict:
-    heartbeat(run_id)
-    result = ingest.load_file(Path(path), run_id=run_id, landing=Path(landing))
+def load_file(dsn: str, path: str, run_id: str, landing: str | Path) -> dict:
+    heartbeat(dsn, run_id)
+    result = ingest.load_file(Path(path), run_id=run_id, landing=Path(landing), dsn=dsn)
     if result.status == "waiting":  # it changed while it was read: listed with the files still being written
-        _note_waiting(run_id, [result.path])
+        _note_waiting(dsn, run_id, [result.path])
     return result.as_dict()
 
 
-def _note_waiting(run_id: str, paths: list[str]) -> None:
-    with connect() as conn:
+def _note_waiting(dsn: str, run_id: str, paths: list[str]) -> None:
+    with connect(dsn) as conn:
         conn.execute(
             "update audit.pipeline_runs set summary = coalesce(summary, '{}'::jsonb) || jsonb_build_object("
             "'waiting', (select coalesce(jsonb_agg(distinct p), '[]'::jsonb) from (select jsonb_array_elements_text("
@@ -137,37 +137,37 @@ def _note_waiting(run_id: str, paths: list[str]) -> None:
         conn.commit()
 
 
-def validate_file(file_id: int, run_id: str) -> dict:
+def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
     from reform_etl import validation
 
-    heartbeat(run_id)
-    return validation.validate_file(warehouse_dsn(), file_id, run_id)
+    heartbeat(dsn, run_id)
+    return validation.validate_file(dsn, file_id, run_id)
 
 
-def warn_checks(run_id: str) -> dict:
+def warn_checks(dsn: str, run_id: str) -> dict:
     """Cross-file warnings (carried over vs last month's pending, missing units...), once per run."""
     from reform_etl import validation
 
-    return validation.warn_checks(warehouse_dsn(), run_id)
+    return validation.warn_checks(dsn, run_id)
 
 
-def files_awaiting_validation() -> list[int]:
+def files_awaiting_validation(dsn: str) -> list[int]:
     """Files loaded by a run that stopped before validating them (a crash, a kill): validate them now."""
-    with connect() as conn:
+    with connect(dsn) as conn:
         return [row[0] for row in conn.execute(
             "select file_id from audit.submission_files where status = 'loaded' order by file_id")]
 
 
-def build_report(run_id: str) -> str:
+def build_report(dsn: str, run_id: str) -> str:
     from reform_etl import report
 
-    heartbeat(run_id)
-    return str(report.build_report(warehouse_dsn(), run_id, settings().reports))
+    heartbeat(dsn, run_id)
+    return str(report.build_report(dsn, run_id, settings().reports))
 
 
-def run_summary(run_id: str) -> dict:
+def run_summary(dsn: str, run_id: str) -> dict:
     """Files seen / loaded / rejected and rows per kind for one run, from the registry."""
-    with connect() as conn:
+    with connect(dsn) as conn:
         # A file retried within the run (its load failed, the re-run loaded it) counts once, as it ended.
         by_status = dict(
             conn.execute(
@@ -211,17 +211,18 @@ def run_summary(run_id: str) -> dict:
     }
 
 
-def finish_run(run_id: str, status: str = "success", error: str | None = None, report_path: str | None = None) -> dict:
-    summary = run_summary(run_id)
-    with connect() as conn:  # what discover noted: files still being written, left for a later run
+def finish_run(dsn: str, run_id: str, status: str = "success", error: str | None = None,
+               report_path: str | None = None) -> dict:
+    summary = run_summary(dsn, run_id)
+    with connect(dsn) as conn:  # what discover noted: files still being written, left for a later run
         noted = conn.execute("select summary -> 'waiting' from audit.pipeline_runs where run_id = %s",
                              (run_id,)).fetchone()
     summary["waiting"] = (noted[0] if noted else None) or []
     summary["files_waiting"] = len(summary["waiting"])
     summary["report"] = report_path
-    summary["dsn"] = redacted(warehouse_dsn())  # the auditor reads this table: no password in it
-    summary["dbt"] = transform_summary(run_id)  # full build / refresh / skipped, and why
-    with connect() as conn:
+    summary["dsn"] = redacted(dsn)  # the auditor reads this table: no password in it
+    summary["dbt"] = transform_summary(run_id, dsn)  # full build / refresh / skipped, and why
+    with connect(dsn) as conn:
         conn.execute(
             "update audit.pipeline_runs set status = %s, ended_at = %s, error = %s, summary = %s where run_id = %s",
             (status, datetime.now(UTC), error, Jsonb(summary), run_id),
@@ -230,16 +231,16 @@ def finish_run(run_id: str, status: str = "success", error: str | None = None, r
     if report_path and Path(report_path).is_file():  # the page says how the run ended, not how it was going
         from reform_etl import report
 
-        report.rewrite_page(warehouse_dsn(), run_id, Path(report_path))
-    _refresh_run_index()
+        report.rewrite_page(dsn, run_id, Path(report_path))
+    _refresh_run_index(dsn)
     return summary
 
 
-def _refresh_run_index() -> None:
+def _refresh_run_index(dsn: str) -> None:
     """reports/index.html with this run's outcome (the run's report was written before it ended)."""
     from reform_etl import report
 
     try:
-        report.write_index(warehouse_dsn(), settings().reports)
+        report.write_index(dsn, settings().reports)
     except Exception:  # the list of runs is a convenience: the run's own record stands
         logging.getLogger(__name__).warning("could not refresh the index of runs", exc_info=True)

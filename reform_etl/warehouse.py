@@ -27,8 +27,29 @@ LOGIN_ROLES = ("bi_reader", "auditor")
 LINEAGE_COLUMNS = ("_file_id", "_row_number")
 
 
+class WarehouseNotConfigured(RuntimeError):
+    """No warehouse DSN: the entry point did not resolve one (`resolve_dsn`) and WAREHOUSE_DSN is unset."""
+
+
 def dsn(cfg: Settings | None = None) -> str:
-    """The warehouse DSN: WAREHOUSE_DSN if set, else the embedded server (started on demand)."""
+    """The warehouse DSN the entry point resolved (WAREHOUSE_DSN); asking never starts a server.
+
+    Raises WarehouseNotConfigured when WAREHOUSE_DSN is unset.
+    """
+    cfg = cfg or settings()
+    if not cfg.warehouse_dsn:
+        raise WarehouseNotConfigured(
+            "WAREHOUSE_DSN is not set: point it at the warehouse, or start the embedded one with "
+            "`reform-etl warehouse start` and use the DSN `reform-etl dsn` prints")
+    return cfg.warehouse_dsn
+
+
+def resolve_dsn(cfg: Settings | None = None) -> str:
+    """For entry points (the CLI): WAREHOUSE_DSN if set, else the embedded server, started if it is not running.
+
+    The caller passes the result on explicitly (and exports it as WAREHOUSE_DSN for the Airflow tasks and
+    dbt processes it starts). Raises RuntimeError when the embedded server does not start.
+    """
     cfg = cfg or settings()
     if cfg.warehouse_dsn:
         return cfg.warehouse_dsn

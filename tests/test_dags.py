@@ -53,6 +53,45 @@ def test_dagbag_has_no_import_errors(dagbag):
     assert {"reform_nightly", "reform_reference_data"} <= set(dagbag.dags)
 
 
+DAGBAG_SCRIPT = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({"errors": bag.import_errors, "dags": sorted(bag.dags)}))
+"""
+
+
+def test_dag_integrity_in_a_fresh_airflow_home(tmp_path):
+    """What a user's own Airflow does: a fresh AIRFLOW_HOME, `dags/` as the DAGs folder, nothing run before.
+
+    The dbt project is a copy without target/ (no manifest yet), so parsing has to find the project
+    from the DAG file's place (DBT_PROJECT_DIR here) and make the manifest itself.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(REPO / "dbt_project", project, symlinks=True,
+                    ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    (tmp_path / "seeds").symlink_to(REPO / "seeds")  # what dbt_project/seeds links to
+    home = tmp_path / "airflow"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "REFORM_", "DBT_", "WAREHOUSE_"))}
+    env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "DBT_PROJECT_DIR": str(project),
+                # the first parse runs `dbt parse` once; a loaded test machine must not hit the 30 s default
+                "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600"})
+    proc = subprocess.run([sys.executable, "-c", DAGBAG_SCRIPT, str(REPO / "dags")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bag = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert bag["errors"] == {}
+    assert bag["dags"] == ["reform_nightly", "reform_reference_data"]
+    assert (project / "target" / "manifest.json").is_file()
+    assert not (home / "dbt_project").exists()  # nothing of the dbt project is written into the Airflow home
+
+
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
 def test_each_dag_file_parses_fast(airflow_home, dag_file):
     from airflow.dag_processing.dagbag import DagBag
@@ -90,8 +129,11 @@ def test_nightly_shape(dagbag):
     assert cron.expression == "0 1 * * *" and "Ho_Chi_Minh" in str(cron.timezone)
     assert dag.timetable.asset_condition.name == orchestration.SEEDS_ASSET
     ids = set(dag.task_ids)
-    assert {"start", "discover", "per_file.load", "per_file.validate", "files_done", "reference_data", "decide_dbt",
-            "dbt_refresh", "marts_built", "report", "finish"} <= ids
+    assert {"start", "discover", "per_file.load", "per_file.validate", "files_done", "cross_file_checks",
+            "reference_data", "decide_dbt", "dbt_refresh", "marts_built", "report", "finish"} <= ids
+    # The cross-file warning checks are a task of their own: after every file, before dbt and the report.
+    assert dag.task_dict["cross_file_checks"].upstream_task_ids == {"files_done", "start"}
+    assert "cross_file_checks" in dag.task_dict["decide_dbt"].upstream_task_ids
     # Load and validate are mapped per file, inside one mapped group (one bad file blocks nothing).
     from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 
@@ -118,7 +160,7 @@ def test_nightly_shape(dagbag):
     # The branch: decide_dbt -> the dbt group's roots (full) or dbt_refresh (refresh) or neither (skip).
     roots = {t.task_id for t in dag.task_group_dict[orchestration.DBT_GROUP_ID].roots}
     assert dag.task_dict["decide_dbt"].downstream_task_ids == roots | {"dbt_refresh"}
-    assert {"files_done", "reference_data"} <= dag.task_dict["decide_dbt"].upstream_task_ids
+    assert {"cross_file_checks", "reference_data"} <= dag.task_dict["decide_dbt"].upstream_task_ids
     # Every dbt task keeps all_success, so a skipped root skips everything after it; report and finish
     # run whatever happened, after every dbt task (not only after marts_built, which fails fast).
     assert all(dag.task_dict[t].trigger_rule == "all_success" for t in cosmos + ["marts_built", "dbt_refresh"])

@@ -99,7 +99,7 @@ def test_a_file_modified_within_the_quiet_period_waits_for_a_later_run(db, landi
     assert sorted(ingest.discover(landing)) == sorted([settled, uploading])
 
 
-def test_a_file_that_changes_while_it_is_read_is_not_half_loaded(db, landing, monkeypatch, tmp_path):
+def test_a_file_that_changes_while_it_is_read_is_not_half_loaded(db, warehouse_dsn, landing, monkeypatch, tmp_path):
     path = _kpis(landing / "it_kpis" / "growing.csv", rows=2)
     read = ingest_load.read_bytes
 
@@ -110,11 +110,11 @@ def test_a_file_that_changes_while_it_is_read_is_not_half_loaded(db, landing, mo
         return facts
 
     monkeypatch.setattr(ingest_load, "read_bytes", read_then_append)
-    runs.start_run("growing_run")
-    result = runs.load_file(str(path), "growing_run", landing)  # the nightly's load step
+    runs.start_run(warehouse_dsn, "growing_run")
+    result = runs.load_file(warehouse_dsn, str(path), "growing_run", landing)  # the nightly's load step
     assert (result["status"], result["file_id"], result["error_code"]) == ("waiting", None, "file_not_stable")
     assert "changed while it was read" in result["error"]
-    assert runs.finish_run("growing_run")["waiting"] == [str(path)]  # the run's summary lists it
+    assert runs.finish_run(warehouse_dsn, "growing_run")["waiting"] == [str(path)]  # the run's summary lists it
     assert db.execute("select count(*) from audit.submission_files where path = %s", (str(path),)).fetchone() == (0,)
     assert db.execute("select count(*) from raw.it_kpis where period = '2025-09'").fetchone() == (0,)
     assert _archived(tmp_path) == []
@@ -125,17 +125,17 @@ def test_a_file_that_changes_while_it_is_read_is_not_half_loaded(db, landing, mo
 
 def test_a_duplicate_belongs_to_the_run_that_saw_it_and_changes_no_dbt_decision(db, landing, warehouse_dsn):
     first = _kpis(landing / "it_kpis" / "a.csv", mtime=time.time() - 60)
-    runs.start_run("dup_run_1")
+    runs.start_run(warehouse_dsn, "dup_run_1")
     ingest.load_paths([first], run_id="dup_run_1", landing=landing)
     state = transform_state(db)
     copy = landing / "it_kpis" / "a_copy.csv"
     copy.write_bytes(first.read_bytes())
-    runs.start_run("dup_run_2")
+    runs.start_run(warehouse_dsn, "dup_run_2")
     [dup] = ingest.load_paths([landing], run_id="dup_run_2", landing=landing)
     assert dup.status == "duplicate"
     assert db.execute("select run_id from audit.submission_files where file_id = %s", (dup.file_id,)).fetchone() == (
         "dup_run_2",)
-    summary = runs.run_summary("dup_run_2")
+    summary = runs.run_summary(warehouse_dsn, "dup_run_2")
     assert (summary["files_seen"], summary["files_duplicate"]) == (1, 1)
     page = report._page(report._collect(warehouse_dsn, "dup_run_2"), "dup_run_2", False)
     assert "a_copy.csv" in page and f"#{dup.duplicate_of}" in page

@@ -65,7 +65,8 @@ def report(warehouse_dsn: str, tmp_path_factory) -> Path:
         for result in ingest.load_paths([landing, outside], run_id=RUN, landing=landing, dsn=warehouse_dsn):
             if result.status == "loaded":  # as the DAG does: rejected files are not sent to validation
                 V.validate_file(warehouse_dsn, result.file_id, RUN)
-        # no explicit warn_checks: the report runs the run-level checks (and records the loader's rejects)
+        # as the nightly's cross_file_checks task does: run-level checks (and the loader's rejects) first
+        V.warn_checks(warehouse_dsn, RUN)
         return build_report(warehouse_dsn, RUN, root / "reports")
 
 
@@ -252,3 +253,22 @@ def test_the_run_summary_names_a_rejection_by_its_rule_in_vietnamese_first(capsy
     out = " ".join(capsys.readouterr().out.split())
     assert "unsafe_file_path" in out and "bad_path" not in out
     assert out.index("Đường dẫn tệp không an toàn") < out.index("Unsafe file path") < out.index("path is outside")
+
+
+def test_rendering_the_report_writes_nothing_to_the_warehouse(warehouse_dsn: str, report: Path, tmp_path: Path):
+    """A run whose cross-file checks have not run yet: the report shows what is there and changes nothing."""
+    pending = "manual__report_reads_only"
+    V.start_run(warehouse_dsn, pending)
+
+    def snapshot() -> tuple:
+        with psycopg.connect(warehouse_dsn) as conn:
+            return conn.execute(
+                "select (select ended_at from audit.validation_runs where run_id = %s), "
+                "(select count(*) from audit.validation_results), "
+                "(select md5(string_agg(concat_ws(':', file_id, status, warnings), ',' order by file_id)) "
+                " from audit.submission_files)", (pending,)).fetchone()
+
+    before = snapshot()
+    assert before[0] is None
+    assert build_report(warehouse_dsn, pending, tmp_path).is_file()
+    assert snapshot() == before

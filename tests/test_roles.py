@@ -146,8 +146,8 @@ def test_a_run_s_summary_keeps_no_password(dsn, monkeypatch):
     password = urlsplit(dsn).password
     assert password  # the test server trusts no one: its DSN carries the superuser's password
     monkeypatch.setenv("WAREHOUSE_DSN", dsn)
-    runs.start_run("roles_test_run", triggered_by="test")
-    summary = runs.finish_run("roles_test_run")
+    runs.start_run(dsn, "roles_test_run", triggered_by="test")
+    summary = runs.finish_run(dsn, "roles_test_run")
     assert summary["dsn"] == dsn.replace(f":{password}@", ":***@")
     with psycopg.connect(warehouse.role_dsn("auditor", dsn)) as conn:
         stored = conn.execute("select summary::text from audit.pipeline_runs where run_id = 'roles_test_run'")

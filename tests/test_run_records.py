@@ -27,7 +27,7 @@ def _closed_port() -> int:
 def test_a_failed_dbt_test_makes_the_report_say_failed_and_name_it(db, warehouse_dsn, tmp_path, monkeypatch):
     monkeypatch.setenv("REFORM_REPORTS", str(tmp_path / "reports"))
     run = {"run_id": "night_with_a_failing_test"}
-    runs.start_run(run["run_id"], triggered_by="test")
+    runs.start_run(warehouse_dsn, run["run_id"], triggered_by="test")
     record_transform(db, run["run_id"], "full", "the file registry changed", transform_state(db), "running")
     failing = "dbt.fct_dossier_records_monthly.test"
     # what the task failure callback records when a Cosmos dbt test task fails
@@ -50,15 +50,15 @@ def test_a_killed_run_is_marked_abandoned_by_the_next_one_with_when_and_why(db, 
     # A run whose process is killed: it starts, opens its validation run, and dies without closing either.
     child = subprocess.run([sys.executable, "-c", (
         "import os; from reform_etl import runs, validation; "
-        f"runs.start_run('killed_run', owner=runs.this_process()); validation.start_run({warehouse_dsn!r}, "
-        "'killed_run'); os.kill(os.getpid(), 9)")], capture_output=True)
+        f"runs.start_run({warehouse_dsn!r}, 'killed_run', owner=runs.this_process()); "
+        f"validation.start_run({warehouse_dsn!r}, 'killed_run'); os.kill(os.getpid(), 9)")], capture_output=True)
     assert child.returncode == -9, child.stderr
     # One driven by Airflow's task processes (no owner to ask), silent for seven hours, and one still going.
     for run_id, hours in (("silent_run", 7), ("busy_run", 1)):
         db.execute("insert into audit.pipeline_runs (run_id, triggered_by, started_at, heartbeat_at) "
                    "values (%s, 'scheduled', now() - make_interval(hours => %s + 1), "
                    "now() - make_interval(hours => %s))", (run_id, hours, hours))
-    assert runs.start_run("next_run", owner=runs.this_process()) == ["killed_run", "silent_run"]
+    assert runs.start_run(warehouse_dsn, "next_run", owner=runs.this_process()) == ["killed_run", "silent_run"]
     rows = dict(db.execute("select run_id, status from audit.pipeline_runs").fetchall())
     assert (rows["killed_run"], rows["silent_run"], rows["busy_run"]) == ("abandoned", "abandoned", "running")
     status, ended, error = db.execute("select status, ended_at, error from audit.pipeline_runs "

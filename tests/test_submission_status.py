@@ -110,7 +110,7 @@ def built(warehouse_dsn: str, tmp_path_factory) -> dict:
         report = build_report(warehouse_dsn, RUN, root / "reports")
         from reform_etl import runs
 
-        summary = runs.run_summary(RUN)
+        summary = runs.run_summary(warehouse_dsn, RUN)
     return {"dsn": warehouse_dsn, "ids": ids, "report": report, "summary": summary}
 
 

@@ -86,13 +86,13 @@ class _NotStreamable(Exception):
     """The CSV body cannot go to COPY byte for byte; the row-by-row path handles it exactly."""
 
 
-def _direct(table: Table) -> bool:
+def is_direct(table: Table) -> bool:
     """A CSV whose columns are all known ones, each once, can be COPYed into raw.<kind> as it is."""
     return (table.csv_delimiter is not None and sorted(table.mapping) == list(range(table.width))
             and len(set(table.mapping.values())) == table.width)
 
 
-def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: Table, file_id: int,
+def copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: Table, file_id: int,
                    target: sql.Identifier, facts: FileBytes, dsn: str) -> tuple[int, bool] | None:
     """COPY the CSV body into `target` (raw.<kind>, or the file's table), then normalise in place the
     rows that need it.
@@ -121,7 +121,7 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
     halfway = _halfway(spec, table, path, facts)
     if halfway is None:
         create = file_table_ddl(kind, file_id) if spec.by_file else None
-        copied = _stream_csv_body(conn, table, _into(target, columns), path, facts, scan, create)
+        copied = stream_csv_body(conn, table, _into(target, columns), path, facts, scan, create)
         if copied is None:
             return None
         unproven = [first_row + line for line in scan.finish()]
@@ -130,7 +130,7 @@ def _copy_into_raw(conn: psycopg.Connection, path: Path, spec: KindSpec, table: 
     first, second = half_table(kind, file_id, 1), half_table(kind, file_id, 2)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="second-half") as side:
         other = side.submit(_copy_second_half, dsn, path, spec, table, columns, file_id, halfway, facts.content_end)
-        copied = _stream_csv_body(conn, table, _into(first, columns), path, facts, scan,
+        copied = stream_csv_body(conn, table, _into(first, columns), path, facts, scan,
                                   halved_file_table_ddl(kind, file_id, second_row), stop=offset, alongside=other)
         if copied is None:
             if other.result() is not None:  # committed on its own: this load will not attach it
@@ -202,7 +202,7 @@ def _drop_orphan_halves(conn: psycopg.Connection, kind: str) -> None:
         conn.execute(sql.SQL("drop table {}").format(sql.Identifier("raw", name)))
 
 
-def _stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composable, path: Path, facts: FileBytes,
+def stream_csv_body(conn: psycopg.Connection, table: Table, target: sql.Composable, path: Path, facts: FileBytes,
                      scan: LineScan | None = None, create: sql.Composable | None = None, stop: int | None = None,
                      alongside: Future | None = None) -> int | None:
     """COPY the bytes after the header (up to `stop`, if given, and never past the blank lines that end the

@@ -12,18 +12,18 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from reform_etl.config import settings
-from reform_etl.ingest.copy import FileBytes, _copy_into_raw, _direct, _stream_csv_body, read_bytes
+from reform_etl.ingest.copy import FileBytes, copy_into_raw, is_direct, read_bytes, stream_csv_body
 from reform_etl.ingest.discover import discover_files, escapes, kind_of, unsettled_for
-from reform_etl.ingest.normalise import _check_key_lengths, _normalise_into_raw
+from reform_etl.ingest.normalise import check_key_lengths, normalise_into_raw
 from reform_etl.ingest.parsing import cell_text
 from reform_etl.ingest.readers import FileRejected, Table, open_table
 from reform_etl.ingest.registry import (
     FileResult,
-    _archiving,
-    _earlier,
-    _insert_file,
-    _register_failed,
-    _register_rejected,
+    archiving_thread,
+    earlier_load,
+    insert_file,
+    register_failed,
+    register_rejected,
 )
 from reform_etl.kinds import KIND_SPECS, KindSpec
 from reform_etl.warehouse import (
@@ -68,14 +68,14 @@ def load_file(path: Path, run_id: str | None = None, landing: Path | None = None
         # attempt by its path alone.
         real = offered.resolve()
         where = "" if real == offered else f" (a link to {real}; liên kết tới {real})"
-        return _register_rejected(
+        return register_rejected(
             dsn, offered, None, run_id, UNSAFE_PATH,
             f"đường dẫn nằm ngoài thư mục nhận {landing}, không đọc tệp / path is outside the landing folder "
             f"{landing}, not read{where}",
             hashlib.sha256(str(offered).encode()).hexdigest(), readable=False)
     resolved = offered.resolve()
     if not resolved.is_file():
-        return _register_rejected(dsn, resolved, None, run_id, "unreadable", "file not found (không tìm thấy tệp)",
+        return register_rejected(dsn, resolved, None, run_id, "unreadable", "file not found (không tìm thấy tệp)",
                                   hashlib.sha256(str(resolved).encode()).hexdigest(), readable=False)
     kind = kind_of(resolved, landing)
     if wait := unsettled_for(resolved.stat().st_mtime, cfg.quiet_seconds):
@@ -86,14 +86,14 @@ def load_file(path: Path, run_id: str | None = None, landing: Path | None = None
     with connect(dsn) as conn:
         # Serialise on the content: two loaders given the same bytes load them once.
         conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (digest,))
-        earlier = _earlier(conn, digest, resolved, run_id)
+        earlier = earlier_load(conn, digest, resolved, run_id)
         if earlier:
             conn.commit()
             return earlier
         if kind is None:
             conn.rollback()
             folder = resolved.relative_to(landing).parts[0] if len(resolved.relative_to(landing).parts) > 1 else "."
-            return _register_rejected(
+            return register_rejected(
                 dsn, resolved, None, run_id, "wrong_kind",
                 f"folder '{folder}' is not a submission kind; use one of {', '.join(KIND_SPECS)} "
                 "(sai thư mục loại dữ liệu)",
@@ -107,12 +107,12 @@ def load_file(path: Path, run_id: str | None = None, landing: Path | None = None
             return _not_settled(resolved, kind, str(changed))
         except FileRejected as rejected:
             conn.rollback()
-            return _register_rejected(dsn, resolved, kind, run_id, rejected.code, rejected.message, digest)
+            return register_rejected(dsn, resolved, kind, run_id, rejected.code, rejected.message, digest)
         except psycopg.OperationalError:
             raise  # connection trouble: transient, the caller retries
         except Exception as exc:
             conn.rollback()
-            _register_failed(dsn, resolved, kind, run_id, digest, exc)
+            register_failed(dsn, resolved, kind, run_id, digest, exc)
             raise
 
 
@@ -147,11 +147,11 @@ def _load(conn: psycopg.Connection, path: Path, kind: str, facts: FileBytes, run
     statement: Excel, CSVs COPY cannot take byte for byte (ragged rows, NUL, quoted line breaks)
     and CSVs with extra columns. A kind held by file gets a new table for the file's rows, attached
     as raw.<kind>'s partition once they are in (a large one is COPYed as two halves at once, the second
-    on a connection of its own to `dsn`: _copy_into_raw).
+    on a connection of its own to `dsn`: copy_into_raw).
     """
     spec = KIND_SPECS[kind]
-    file_id = _insert_file(conn, path, kind, facts.sha256, run_id, "loaded")
-    with _archiving(path, facts.sha256, archive) as archiving:
+    file_id = insert_file(conn, path, kind, facts.sha256, run_id, "loaded")
+    with archiving_thread(path, facts.sha256, archive) as archiving:
         rows, table, proven = _load_rows(conn, path, spec, file_id, facts, dsn)
         archived, _ = archiving.result()
         _unchanged_since_read(path, facts)  # else nothing stays: not the rows, not the archived copy
@@ -176,7 +176,7 @@ def _load_rows(conn: psycopg.Connection, path: Path, spec: KindSpec, file_id: in
     opened = open_table(path, kind)
     try:
         table = opened.table
-        copied = _copy_into_raw(conn, path, spec, table, file_id, target, facts, dsn) if _direct(table) else None
+        copied = copy_into_raw(conn, path, spec, table, file_id, target, facts, dsn) if is_direct(table) else None
         if copied is not None:
             rows, proven = copied
         else:
@@ -214,7 +214,7 @@ def _stage_and_normalise(conn: psycopg.Connection, path: Path, spec: KindSpec, t
     conn.execute(sql.SQL(
         "create temp table _landing (_seq bigint generated always as identity, _row_number integer, {}) "
         "on commit drop").format(sql.SQL(", ").join(sql.SQL("{} text").format(c) for c in sources)))
-    streamed = table.csv_delimiter is not None and _stream_csv_body(conn, table, sql.SQL("_landing ({})").format(
+    streamed = table.csv_delimiter is not None and stream_csv_body(conn, table, sql.SQL("_landing ({})").format(
         sql.SQL(", ").join(sources)), path, facts) is not None
     if not streamed:
         with conn.cursor().copy(sql.SQL("copy _landing (_row_number, {}) from stdin").format(
@@ -223,9 +223,9 @@ def _stage_and_normalise(conn: psycopg.Connection, path: Path, spec: KindSpec, t
                 texts = [cell_text(c) for c in cells[: table.width]]
                 copy.write_row([row_number, *texts, *[None] * (table.width - len(texts))])
     index_of = {key: index for index, key in table.mapping.items()}
-    _check_key_lengths(conn, spec, table, sql.SQL("_landing"),
+    check_key_lengths(conn, spec, table, sql.SQL("_landing"),
                        sql.SQL("coalesce(_row_number, _seq - (select min(_seq) from _landing) + {})").format(
                            sql.Literal(table.header_row + 1)),
                        lambda key: sql.Identifier(f"s{index_of[key]}"), sql.SQL("_seq"))
     columns = [key for key in spec.keys if key in table.mapping.values()]
-    return conn.execute(_normalise_into_raw(spec, table, columns, target), (file_id, table.header_row + 1)).rowcount
+    return conn.execute(normalise_into_raw(spec, table, columns, target), (file_id, table.header_row + 1)).rowcount

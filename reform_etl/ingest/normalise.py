@@ -53,7 +53,7 @@ def _normalise_unproven(conn: psycopg.Connection, spec: KindSpec, table: Table, 
         source = sql.SQL("unnest({rows}::integer[]) as u (n) cross join lateral "
                          "(select * from {raw} r where r._file_id = {file} and r._row_number = u.n limit 1) r").format(
             rows=sql.Literal(rows), raw=target, file=sql.Literal(file_id))
-    _check_key_lengths(conn, spec, table, source, sql.SQL("_row_number"), sql.Identifier, sql.SQL("_row_number"),
+    check_key_lengths(conn, spec, table, source, sql.SQL("_row_number"), sql.Identifier, sql.SQL("_row_number"),
                        where=where)
     return _normalise_in_place(conn, spec, columns, file_id, target, rows)
 
@@ -102,7 +102,7 @@ def _normalise_in_place(conn: psycopg.Connection, spec: KindSpec, columns: list[
     return len(blank)
 
 
-def _check_key_lengths(conn: psycopg.Connection, spec: KindSpec, table: Table, source: sql.Composable,
+def check_key_lengths(conn: psycopg.Connection, spec: KindSpec, table: Table, source: sql.Composable,
                        row_number: sql.Composable, cell: Callable[[str], sql.Composable], order: sql.Composable,
                        where: sql.Composable = ALL_ROWS) -> None:
     """Codes, periods and years are looked up through btree indexes, which cannot hold a value of
@@ -151,7 +151,7 @@ def _normaliser(spec: KindSpec, key: str, cell: sql.Composable, period: sql.Comp
     return sql.SQL("{}({})").format(sql.SQL(NORMALISE_SQL[spec.column(key).type]), cell)
 
 
-def _normalise_into_raw(spec: KindSpec, table: Table, columns: list[str], target: sql.Identifier) -> sql.Composed:
+def normalise_into_raw(spec: KindSpec, table: Table, columns: list[str], target: sql.Identifier) -> sql.Composed:
     """insert ... select with each column normalised once (offset 0 keeps the inner query as it is)."""
     index_of = {key: index for index, key in table.mapping.items()}
 

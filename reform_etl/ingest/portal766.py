@@ -26,7 +26,7 @@ from pathlib import Path
 from reform_etl.config import settings
 from reform_etl.ingest.readers import FileRejected, Table
 from reform_etl.kinds import KIND_SPECS
-from reform_etl.reference_data import METRICS, portal_name_key
+from reform_etl.reference_data import portal_name_key
 
 COLUMNS = tuple(c.key for c in KIND_SPECS["service_index"].columns)
 
@@ -112,7 +112,7 @@ def export_rows(document: dict, period: str | None, names: dict[str, str]) -> li
             add(node, group_code, score=node.get("totalScore", node.get("score")))
         return rows
     if "evaluation" in data:
-        group_of = {m[0]: m[1] for m in METRICS}
+        group_of = metric_groups()
         for node in [data.get("overview") or {}] + list(data.get("evaluation") or []):
             metrics = node.get("metrics") or []
             groups = {group_of.get(m.get("code")) for m in metrics} - {None}
@@ -122,6 +122,12 @@ def export_rows(document: dict, period: str | None, names: dict[str, str]) -> li
                 add(node, groups.pop(), score=node.get("totalScore"))
         return [r for r in rows if r["unit_code"] is not None or r["metric_code"] is not None]
     raise ValueError("neither 'children' nor 'evaluation' in 'data'")
+
+
+def metric_groups() -> dict[str, str]:
+    """Decision 766 metric code -> its group, from the seed (seeds/service_index_metrics.csv is the catalogue)."""
+    with (settings().seeds / "service_index_metrics.csv").open(encoding="utf-8", newline="") as fh:
+        return {row["metric_code"]: row["group_code"] for row in csv.DictReader(fh)}
 
 
 def open_json(path: Path, kind: str) -> Table:

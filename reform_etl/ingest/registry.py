@@ -35,7 +35,7 @@ class FileResult:
         return asdict(self)
 
 
-def _earlier(conn: psycopg.Connection, digest: str, path: Path, run_id: str | None) -> FileResult | None:
+def earlier_load(conn: psycopg.Connection, digest: str, path: Path, run_id: str | None) -> FileResult | None:
     """What became of the same bytes before: the same path again is reported as it was; another path is
     registered as a duplicate belonging to this run (so its summary and report count it)."""
     row = conn.execute(
@@ -61,7 +61,7 @@ def _earlier(conn: psycopg.Connection, digest: str, path: Path, run_id: str | No
     return FileResult(duplicate_id, str(path), kind, "duplicate", 0, 0, "duplicate", None, file_id)
 
 
-def _insert_file(conn: psycopg.Connection, path: Path, kind: str | None, digest: str, run_id: str | None,
+def insert_file(conn: psycopg.Connection, path: Path, kind: str | None, digest: str, run_id: str | None,
                  status: str) -> int:
     stat = path.stat()
     return conn.execute(
@@ -85,7 +85,7 @@ def _archive(path: Path, digest: str, archive: Path) -> tuple[Path, bool]:
 
 
 @contextmanager
-def _archiving(path: Path, digest: str, archive: Path) -> Iterator[Future[tuple[Path, bool]]]:
+def archiving_thread(path: Path, digest: str, archive: Path) -> Iterator[Future[tuple[Path, bool]]]:
     """Archive the file on a thread while its rows load (a copy of a 1 GB export takes seconds, and the
     COPY leaves the client's core mostly idle). A load that fails keeps no copy it made: the archive
     holds the files that loaded, as the registry does."""
@@ -101,14 +101,14 @@ def _archiving(path: Path, digest: str, archive: Path) -> Iterator[Future[tuple[
             raise
 
 
-def _register_rejected(dsn: str, path: Path, kind: str | None, run_id: str | None, code: str, message: str,
+def register_rejected(dsn: str, path: Path, kind: str | None, run_id: str | None, code: str, message: str,
                        digest: str, readable: bool = True) -> FileResult:
     """Record a rejected file; `readable=False` for paths we must not open (outside landing, gone): their
     digest is that of the path, their size and time the link's own (lstat), so the same path offered
     again is reported as it was, not registered twice."""
     with connect(dsn) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (digest,))
-        earlier = _earlier(conn, digest, path, run_id)
+        earlier = earlier_load(conn, digest, path, run_id)
         if earlier:
             conn.commit()
             return earlier
@@ -132,9 +132,9 @@ def _stat_facts(path: Path, follow: bool) -> tuple[int, datetime]:
     return stat.st_size, datetime.fromtimestamp(stat.st_mtime, tz=UTC)
 
 
-def _register_failed(dsn: str, path: Path, kind: str | None, run_id: str | None, digest: str, exc: Exception) -> None:
+def register_failed(dsn: str, path: Path, kind: str | None, run_id: str | None, digest: str, exc: Exception) -> None:
     with connect(dsn) as conn:
-        file_id = _insert_file(conn, path, kind, digest, run_id, "failed")
+        file_id = insert_file(conn, path, kind, digest, run_id, "failed")
         conn.execute(
             "update audit.submission_files set error_code = 'pipeline_error', error = %s where file_id = %s",
             (f"{type(exc).__name__}: {exc}", file_id),

@@ -15,6 +15,7 @@ from reform_etl.orchestration.tasks import (
     is_transient,
     resolve_landing,
     summary_paragraph,
+    task_cross_file_checks,
     task_decide_dbt,
     task_discover,
     task_finish,
@@ -35,6 +36,6 @@ __all__ = [
     "is_transient", "load_dag", "load_seeds", "migrate_if_needed", "prepare_airflow", "record_dag_failure",
     "record_seeds_loaded", "record_task_failure", "recorded_failures", "resolve_landing", "run_dag", "run_id_for",
     "run_id_from_context", "run_nightly", "run_reference_data", "seeds_changed", "summary_paragraph",
-    "task_decide_dbt", "task_discover", "task_finish", "task_load", "task_marts_built", "task_refresh_dbt",
-    "task_report", "task_start", "task_validate", "transient_only",
+    "task_cross_file_checks", "task_decide_dbt", "task_discover", "task_finish", "task_load", "task_marts_built",
+    "task_refresh_dbt", "task_report", "task_start", "task_validate", "transient_only",
 ]

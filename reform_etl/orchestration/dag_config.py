@@ -1,9 +1,10 @@
 """What the DAG files share: DAG ids, Assets, schedule, and the Cosmos objects (one dbt project, one profile).
 
-Everything here is cheap to build (no dbt invocation, no database): it runs every time the
-dag-processor parses a DAG file. The manifest (`dbt_project/target/manifest.json`) must exist
-before parsing; `reform_etl.transform.manifest.ensure_manifest()` writes it (the CLI run path calls
-it, the compose image runs it at build time).
+Everything here is cheap to build (no database, and no dbt once the manifest is fresh): it runs
+every time the dag-processor parses a DAG file. The dbt project is found from the DAG file
+(`<dags>/../dbt_project`, as astronomer-cosmos' own example DAGs do), DBT_PROJECT_DIR overriding
+it, and `project_config()` makes its manifest when it is missing or stale, so the DAGs parse in
+any Airflow home without an earlier command.
 
 The dbt connection is `dbt_project/profiles.yml`, which reads REFORM_DB_* from the environment:
 plain `dbt`, the CLI and the Cosmos tasks all use that one profile.
@@ -20,14 +21,11 @@ import pendulum
 from reform_etl.config import TIMEZONE
 from reform_etl.transform.project import (  # noqa: F401  (the DAG files and tests read them here too)
     dbt_executable,
-    escaping_paths,
     manifest_path,
     profile_name,
     profiles_yml,
     project_dir,
     project_name,
-    shadow_project_dir,
-    source_project_dir,
     target_name,
 )
 
@@ -55,19 +53,33 @@ TRANSIENT_RETRIES = {
 TAGS_COMMON = ("reform", "par-index")
 
 
-def profile_config():
+def dbt_project_for(dag_file: str | Path) -> Path:
+    """The dbt project of a DAG file: DBT_PROJECT_DIR, else `dbt_project/` beside its DAGs folder."""
+    env = os.environ.get("DBT_PROJECT_DIR")
+    return Path(env).resolve() if env else Path(dag_file).resolve().parents[1] / "dbt_project"
+
+
+def profile_config(project: Path | None = None):
     from cosmos import ProfileConfig
 
-    return ProfileConfig(profile_name=profile_name(), target_name=target_name(), profiles_yml_filepath=profiles_yml())
+    return ProfileConfig(profile_name=profile_name(project), target_name=target_name(project),
+                         profiles_yml_filepath=profiles_yml(project))
 
 
-def project_config():
+def project_config(project: Path | None = None):
+    """Cosmos' view of the dbt project; writes its manifest first when it is missing or stale.
+
+    Raises FileNotFoundError without a dbt project, RuntimeError when `dbt parse` fails.
+    """
     from cosmos import ProjectConfig
 
+    from reform_etl.transform.manifest import ensure_manifest
+
+    project = project or project_dir()
     return ProjectConfig(
-        dbt_project_path=project_dir(),
-        manifest_path=manifest_path(),
-        project_name=project_name(),
+        dbt_project_path=project,
+        manifest_path=ensure_manifest(project=project),
+        project_name=project_name(project),
         install_dbt_deps=False,  # packages (if any) are installed by `ensure_manifest`, never per task
     )
 
@@ -115,13 +127,3 @@ def operator_args() -> dict:
         # (set by `reform-etl run` in-process, by the compose file in the cluster).
         "append_env": True,
     }
-
-
-def require_manifest() -> Path:
-    path = manifest_path()
-    if not path.exists():
-        raise FileNotFoundError(
-            f"dbt manifest not found at {path}: run `reform-etl dbt-parse` "
-            "(reform_etl.transform.manifest.ensure_manifest) before parsing the DAGs"
-        )
-    return path

@@ -1,4 +1,8 @@
-"""The task bodies the DAG files call (the DAG files stay thin)."""
+"""The task bodies the DAG files call (the DAG files stay thin).
+
+A task body is an entry point: it takes the warehouse DSN from WAREHOUSE_DSN (the worker's
+environment; `reform-etl run` exports the one it resolved) and passes it on explicitly.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from reform_etl import warehouse
 from reform_etl.config import settings
 from reform_etl.jsonable import jsonable
 from reform_etl.orchestration.callbacks import recorded_failures
@@ -78,7 +83,7 @@ def task_start(context: Any) -> dict:
     run_type = getattr(dag_run, "run_type", None) or "airflow"
     # The scheduler's own runs say `scheduled` (the enum's value, not its repr), a UI trigger `manual`...
     triggered_by = conf.get("triggered_by") or str(getattr(run_type, "value", run_type))
-    runs.start_run(run_id, context.get("logical_date"), triggered_by)
+    runs.start_run(warehouse.dsn(), run_id, context.get("logical_date"), triggered_by)
     log.info("run %s: landing folder %s", run_id, landing)
     return {"run_id": run_id, "landing": landing}
 
@@ -87,7 +92,7 @@ def task_start(context: Any) -> dict:
 def task_discover(run: dict) -> list[str]:
     from reform_etl import runs
 
-    paths = runs.discover(run["landing"], run["run_id"])
+    paths = runs.discover(warehouse.dsn(), run["landing"], run["run_id"])
     log.info("%d new file(s) in %s", len(paths), run["landing"])
     return paths
 
@@ -102,7 +107,7 @@ def file_label(path: str) -> str:
 def task_load(run: dict, path: str) -> dict:
     from reform_etl import runs
 
-    result = runs.load_file(path, run["run_id"], run["landing"])
+    result = runs.load_file(warehouse.dsn(), path, run["run_id"], run["landing"])
     log.info("%s: %s (%s of %s rows)", path, result.get("status"), result.get("rows_loaded"), result.get("rows_total"))
     return jsonable(result)
 
@@ -113,16 +118,26 @@ def task_validate(run: dict, loaded: dict) -> dict:
 
     if loaded.get("status") != "loaded" or loaded.get("file_id") is None:
         return {"file_id": loaded.get("file_id"), "status": loaded.get("status"), "skipped": True}
-    result = runs.validate_file(int(loaded["file_id"]), run["run_id"])
+    result = runs.validate_file(warehouse.dsn(), int(loaded["file_id"]), run["run_id"])
     log.info("file %s: %s, %s row(s) quarantined", loaded["file_id"], result.get("status"),
              result.get("rows_quarantined"))
     return jsonable(result)
 
 
 @transient_only
+def task_cross_file_checks(run: dict) -> dict:
+    """The run's cross-file and run-level warning checks (validation.warn_checks); rule -> rows failed."""
+    from reform_etl import runs
+
+    totals = runs.warn_checks(warehouse.dsn(), run["run_id"])
+    log.info("cross-file checks: %s", ", ".join(f"{rule} {n}" for rule, n in totals.items()) or "nothing to check")
+    return jsonable(totals)
+
+
+@transient_only
 def task_decide_dbt(run: dict, seeds_reloaded: bool | None) -> str | None:
     """The branch between the gates and dbt: the task id(s) to follow (None: skip every dbt task)."""
-    decision = decide_dbt(run["run_id"], bool(seeds_reloaded))
+    decision = decide_dbt(run["run_id"], bool(seeds_reloaded), dsn=warehouse.dsn())
     print(f"dbt {decision.mode}: {decision.reason}")
     # The group id: Airflow's branch expands a task group into its root tasks.
     return {"full": DBT_GROUP_ID, "refresh": DBT_REFRESH_TASK_ID, "skip": None}[decision.mode]
@@ -135,9 +150,7 @@ def task_marts_built(run: dict) -> int:
     The run's last full decision, even if `finish` already marked it failed: an operator who clears
     the failed dbt tasks of a night in the UI and gets them to succeed has built the marts.
     """
-    from reform_etl.warehouse import connect
-
-    with connect() as conn:
+    with warehouse.connect(warehouse.dsn()) as conn:
         transform_ddl(conn)
         closed = conn.execute(
             "update audit.transform_runs set status = 'success', ended_at = now() where transform_id = "
@@ -150,7 +163,7 @@ def task_marts_built(run: dict) -> int:
 
 @transient_only
 def task_refresh_dbt(run: dict) -> str:
-    return refresh_dbt(run["run_id"])
+    return refresh_dbt(run["run_id"], dsn=warehouse.dsn())
 
 
 @transient_only
@@ -158,8 +171,8 @@ def task_report(run: dict) -> str:
     """The run's report. Every dbt task is done by now: a full build `marts_built` did not close failed."""
     from reform_etl import runs
 
-    close_transform(run["run_id"], "failed", ("full",))
-    return runs.build_report(run["run_id"])
+    close_transform(run["run_id"], "failed", ("full",), dsn=warehouse.dsn())
+    return runs.build_report(warehouse.dsn(), run["run_id"])
 
 
 def task_finish(run: dict | None, report_path: str | None, context: Any) -> dict:
@@ -167,11 +180,12 @@ def task_finish(run: dict | None, report_path: str | None, context: Any) -> dict
     from reform_etl import runs
 
     run_id = run["run_id"] if run else run_id_from_context(context)
+    dsn = warehouse.dsn()
     # A full build whose tasks did not all succeed is not trusted by the next night.
-    close_transform(run_id, "failed")
+    close_transform(run_id, "failed", dsn=dsn)
     failures = recorded_failures(run_id)
     status = "failed" if failures else "success"
-    summary = runs.finish_run(run_id, status, "\n".join(failures) or None, report_path)
+    summary = runs.finish_run(dsn, run_id, status, "\n".join(failures) or None, report_path)
     paragraph = summary_paragraph(summary, status)
     log.info("%s", paragraph)
     print(paragraph)

@@ -1,6 +1,6 @@
-"""The transform stage: running dbt, its shadow project and manifest, the seeds, and the full/refresh/skip decision."""
+"""The transform stage: running dbt, its manifest, the seeds, and the full/refresh/skip decision."""
 
-from reform_etl.transform.dbt import dbt_env, dbt_environment, environment, run_dbt, run_dbt_cli
+from reform_etl.transform.dbt import dbt_env, environment, run_dbt
 from reform_etl.transform.decision import (
     AS_OF_DATE_ENV,
     AS_OF_TAG,
@@ -16,7 +16,7 @@ from reform_etl.transform.decision import (
     refresh_dbt,
     transform_summary,
 )
-from reform_etl.transform.manifest import ensure_manifest, manifest_is_stale, materialize_project
+from reform_etl.transform.manifest import ensure_manifest, manifest_is_stale
 from reform_etl.transform.seeds import (
     last_seeds_fingerprint,
     load_seeds,
@@ -27,8 +27,8 @@ from reform_etl.transform.seeds import (
 
 __all__ = [
     "AS_OF_DATE_ENV", "AS_OF_TAG", "DBT_GROUP_ID", "DBT_MODES", "DBT_REFRESH_TASK_ID", "DBT_WORDS", "DbtDecision",
-    "close_transform", "dbt_env", "dbt_environment", "decide_dbt", "ensure_manifest", "environment",
-    "last_seeds_fingerprint", "load_seeds", "local_today", "manifest_is_stale", "materialize_project",
-    "project_fingerprint", "record_seeds_loaded", "refresh_dbt", "run_dbt", "run_dbt_cli", "seeds_changed",
+    "close_transform", "dbt_env", "decide_dbt", "ensure_manifest", "environment",
+    "last_seeds_fingerprint", "load_seeds", "local_today", "manifest_is_stale",
+    "project_fingerprint", "record_seeds_loaded", "refresh_dbt", "run_dbt", "seeds_changed",
     "seeds_fingerprint", "transform_summary",
 ]

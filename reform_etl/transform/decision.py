@@ -47,7 +47,7 @@ def local_today():
 
 def project_fingerprint() -> str:
     """sha256 over the dbt project's code (yml, models, macros, tests; not the seeds): changes with the models."""
-    source = dbt_project.source_project_dir()
+    source = dbt_project.project_dir()
     digest = hashlib.sha256()
     for path in dbt_code(source):
         digest.update(str(path.relative_to(source)).encode())
@@ -253,9 +253,9 @@ def transform_summary(run_id: str, dsn: str | None = None) -> dict | None:
 
 
 def refresh_dbt(run_id: str, dsn: str | None = None) -> str:
-    """`dbt build --select tag:as_of_date` in-process (reform_etl.transform.dbt.run_dbt); closes the refresh row."""
+    """`dbt build --select tag:as_of_date` (reform_etl.transform.dbt.run_dbt); closes the refresh row."""
     from reform_etl import warehouse
-    from reform_etl.transform.dbt import run_dbt as run_dbt_in_process
+    from reform_etl.transform.dbt import run_dbt
 
     dsn = dsn or warehouse.dsn()
     target = settings().airflow_home / "dbt_refresh"
@@ -263,7 +263,7 @@ def refresh_dbt(run_id: str, dsn: str | None = None) -> str:
             "--target-path", str(target / "target"), "--log-path", str(target / "logs")]
     started = time.monotonic()
     try:
-        result = run_dbt_in_process(args, dsn)
+        result = run_dbt(args, dsn)
         if not result.success:
             failed = [f"{r.node.name}: {r.message}" for r in (result.result or [])
                       if str(getattr(r.status, "value", r.status)) in ("error", "fail")]

@@ -1,4 +1,9 @@
-"""Where the dbt project is: the source project, the shadow project Cosmos runs, its profile and manifest."""
+"""Where the dbt project is: the project folder, its profile and its manifest.
+
+Every path the project names stays inside it (the seeds are `dbt_project/seeds`, a link to the
+top-level `seeds/` folder), so Cosmos can run it from its temporary folder of links as it is:
+no copy of the project is written anywhere before a DAG can be parsed.
+"""
 
 from __future__ import annotations
 
@@ -13,43 +18,17 @@ import yaml
 from reform_etl.config import settings
 
 
-def source_project_dir() -> Path:
-    """The dbt project as written: DBT_PROJECT_DIR, else `<repo>/dbt_project`."""
+def project_dir() -> Path:
+    """The dbt project: DBT_PROJECT_DIR, else `<repo>/dbt_project`."""
     return settings().dbt_project
 
 
-def escaping_paths() -> dict[str, list[str]]:
-    """`*-paths` of dbt_project.yml that point outside the project (e.g. seed-paths: ["../seeds"])."""
-    project = _read_yaml(source_project_dir() / "dbt_project.yml")
-    out: dict[str, list[str]] = {}
-    for key, value in project.items():
-        if key.endswith("-paths") and isinstance(value, list) and any(str(v).startswith("..") for v in value):
-            out[key] = [str(v) for v in value]
-    return out
+def profiles_yml(project: Path | None = None) -> Path:
+    return (project or project_dir()) / "profiles.yml"
 
 
-def shadow_project_dir() -> Path:
-    return settings().airflow_home / "dbt_project"
-
-
-def project_dir() -> Path:
-    """The dbt project Cosmos runs.
-
-    Cosmos runs every dbt command in a temporary folder of symlinks to the project's top-level
-    entries, so a path that leaves the project ("../seeds") resolves to nothing there. When the
-    project has such a path, Cosmos gets a shadow project (`<airflow home>/dbt_project`: the same
-    symlinks, plus one per outside folder and a dbt_project.yml pointing at them), written by
-    `transform.manifest.ensure_manifest()`. Without such a path, the project itself.
-    """
-    return shadow_project_dir() if escaping_paths() else source_project_dir()
-
-
-def profiles_yml() -> Path:
-    return source_project_dir() / "profiles.yml"
-
-
-def manifest_path() -> Path:
-    return project_dir() / "target" / "manifest.json"
+def manifest_path(project: Path | None = None) -> Path:
+    return (project or project_dir()) / "target" / "manifest.json"
 
 
 def dbt_executable() -> str:
@@ -69,17 +48,17 @@ def _read_yaml(path: Path) -> dict:
     return _yaml(str(path), path.stat().st_mtime) if path.exists() else {}
 
 
-def profile_name() -> str:
-    return str(_read_yaml(project_dir() / "dbt_project.yml").get("profile") or "reform")
+def profile_name(project: Path | None = None) -> str:
+    return str(_read_yaml((project or project_dir()) / "dbt_project.yml").get("profile") or "reform")
 
 
-def target_name() -> str:
+def target_name(project: Path | None = None) -> str:
     env = os.environ.get("DBT_TARGET")
     if env:
         return env
-    profile = _read_yaml(profiles_yml()).get(profile_name()) or {}
+    profile = _read_yaml(profiles_yml(project)).get(profile_name(project)) or {}
     return str(profile.get("target") or "dev")
 
 
-def project_name() -> str:
-    return str(_read_yaml(project_dir() / "dbt_project.yml").get("name") or "reform")
+def project_name(project: Path | None = None) -> str:
+    return str(_read_yaml((project or project_dir()) / "dbt_project.yml").get("name") or "reform")

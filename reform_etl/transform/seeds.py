@@ -6,7 +6,8 @@ import hashlib
 import logging
 
 from reform_etl.config import settings
-from reform_etl.transform.dbt import run_dbt_cli
+from reform_etl.transform.dbt import run_dbt
+from reform_etl.transform.decision import transform_ddl
 
 log = logging.getLogger(__name__)
 
@@ -21,22 +22,11 @@ def seeds_fingerprint() -> str:
     return digest.hexdigest()
 
 
-_REFERENCE_DDL = """
-create table if not exists audit.reference_data_loads (
-    load_id      bigserial primary key,
-    fingerprint  text not null,
-    loaded_at    timestamptz not null default now(),
-    run_id       text,
-    seeds        jsonb
-)
-"""
-
-
 def last_seeds_fingerprint(dsn: str | None = None) -> str | None:
     from reform_etl.warehouse import connect
 
     with connect(dsn) as conn:
-        conn.execute(_REFERENCE_DDL)
+        transform_ddl(conn)  # audit.reference_data_loads, for a warehouse bootstrapped before it existed
         row = conn.execute(
             "select fingerprint from audit.reference_data_loads order by load_id desc limit 1"
         ).fetchone()
@@ -56,7 +46,7 @@ def record_seeds_loaded(run_id: str | None, dsn: str | None = None) -> str:
     fingerprint = seeds_fingerprint()
     names = sorted(p.stem for p in settings().seeds.glob("*.csv"))
     with connect(dsn) as conn:
-        conn.execute(_REFERENCE_DDL)
+        transform_ddl(conn)  # audit.reference_data_loads, for a warehouse bootstrapped before it existed
         conn.execute(
             "insert into audit.reference_data_loads (fingerprint, run_id, seeds) values (%s, %s, %s)",
             (fingerprint, run_id, Jsonb(names)),
@@ -73,6 +63,6 @@ def load_seeds(run_id: str | None = None, force: bool = False, dsn: str | None =
     if not force and not seeds_changed(dsn):
         log.info("reference data unchanged since its last load; dbt seed skipped")
         return False
-    run_dbt_cli(["seed", "--full-refresh"], dsn=dsn)
+    run_dbt(["seed", "--full-refresh"], dsn, check=True)
     record_seeds_loaded(run_id, dsn)
     return True

@@ -9,9 +9,9 @@ import psycopg
 from reform_etl.kinds import KIND_SPECS
 from reform_etl.validation import project
 from reform_etl.validation import rules as R
-from reform_etl.validation.gx import _run_suite, _store_results
+from reform_etl.validation.gx import run_suite, store_results
 from reform_etl.validation.runs import finish_run, start_run
-from reform_etl.validation.verdict import _analyze, validate_file
+from reform_etl.validation.verdict import analyze, validate_file
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def warn_checks(dsn: str, run_id: str) -> dict:
         validate_file(dsn, file_id, run_id)
     with psycopg.connect(dsn) as conn:
         history_suites = {k: f"{k}_history" for k in KIND_SPECS if R.history_rules(k)}
-        _analyze(dsn, "audit.submission_partitions", "audit.submission_files",
+        analyze(dsn, "audit.submission_partitions", "audit.submission_files",
                  *(f"quarantine.{k}" for k in history_suites), *(f"raw.{k}" for k in history_suites))
         conn.execute("delete from audit.validation_results where run_id = %s and (file_id is null or suite = any(%s))",
                      (run_id, list(history_suites.values())))
@@ -46,8 +46,8 @@ def warn_checks(dsn: str, run_id: str) -> dict:
             "and r.suite = f.kind || '_history')) order by f.file_id",
             (list(history_suites), run_id, run_id)).fetchall()
         for file_id, kind in files:
-            result = _run_suite(context, history_suites[kind], {"file_id": file_id}, run_id)
-            for f in _store_results(conn, run_id, file_id, kind, result).values():
+            result = run_suite(context, history_suites[kind], {"file_id": file_id}, run_id)
+            for f in store_results(conn, run_id, file_id, kind, result).values():
                 totals[f["rule"]] = totals.get(f["rule"], 0) + f["rows_failed"]
             # The latest verdict of each warn rule on the file, whichever run gave it.
             conn.execute(
@@ -68,8 +68,8 @@ def warn_checks(dsn: str, run_id: str) -> dict:
         conn.commit()
         for target in [run_id] * has_files + orphaned:
             start_run(dsn, target)
-            result = _run_suite(context, "submission_run", {"run_id": target}, target)
-            for f in _store_results(conn, target, None, None, result).values():
+            result = run_suite(context, "submission_run", {"run_id": target}, target)
+            for f in store_results(conn, target, None, None, result).values():
                 totals[f["rule"]] = totals.get(f["rule"], 0) + f["rows_failed"]
             conn.commit()
     finish_run(dsn, run_id)

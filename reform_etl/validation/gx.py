@@ -28,7 +28,7 @@ class ValidationError(RuntimeError):
     """The validation itself broke (a query failed, counts disagree): a pipeline failure, not a data finding."""
 
 
-def _run_suite(context, suite: str, batch_parameters: dict, run_id: str):
+def run_suite(context, suite: str, batch_parameters: dict, run_id: str):
     from great_expectations.core.run_identifier import RunIdentifier
 
     definition = context.validation_definitions.get(suite)
@@ -62,7 +62,7 @@ def _result_path(result) -> str | None:
         return None
 
 
-def _store_results(conn: psycopg.Connection, run_id: str, file_id: int | None, kind: str | None, result,
+def store_results(conn: psycopg.Connection, run_id: str, file_id: int | None, kind: str | None, result,
                    counts_rows: bool = True) -> dict[str, dict]:
     """One audit row per expectation; returns {rule: {...}} for the caller."""
     path = _result_path(result)

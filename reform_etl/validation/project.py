@@ -180,6 +180,6 @@ if __name__ == "__main__":  # pragma: no cover
     from reform_etl import warehouse
 
     logging.basicConfig(level=logging.INFO)
-    target = warehouse.dsn()
+    target = warehouse.resolve_dsn()
     warehouse.bootstrap(target)
     print(build(target, Path(sys.argv[1]) if len(sys.argv) > 1 else None))

@@ -7,6 +7,9 @@ Each rule is written once, here, as SQL over the raw text columns; from it come
   rule they failed (GX's own result carries at most 200 sample rows, so the full row list is
   taken by the database; the counts are cross-checked against GX's observed values).
 
+Long on purpose: this is the one catalog (the issue's "one definition"), most of it rule data (SQL and
+words in two languages); splitting it by kind would scatter what reviewers read side by side.
+
 Severities: `reject_file` (nothing of the file loads), `quarantine_row` (the row goes to
 quarantine.<kind>, good rows load), `warn` (loads, flagged in the report).
 

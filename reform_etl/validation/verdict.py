@@ -12,7 +12,7 @@ import psycopg
 from reform_etl.kinds import KIND_SPECS, ValueType
 from reform_etl.validation import project, refdata
 from reform_etl.validation import rules as R
-from reform_etl.validation.gx import ValidationError, _run_suite, _store_results
+from reform_etl.validation.gx import ValidationError, run_suite, store_results
 from reform_etl.validation.runs import start_run
 from reform_etl.warehouse import file_table_name, prefer_parallel
 
@@ -233,7 +233,7 @@ def verdict_counts(conn: psycopg.Connection, kind: str, file_id: int) -> dict[st
 
 # ------------------------------------------------------------------ entry points
 
-def _analyze(dsn: str, *tables: str, statistics_target: int | None = None) -> None:
+def analyze(dsn: str, *tables: str, statistics_target: int | None = None) -> None:
     """Fresh planner statistics, committed (GX queries on its own connections). The loader has just COPYed
     into tables autovacuum has not seen yet; without statistics the planner picks nested loops over whole
     files: seconds per rule instead of milliseconds. A `statistics_target` below the default (100) samples
@@ -264,14 +264,14 @@ def _file_row(conn: psycopg.Connection, file_id: int) -> dict:
 
 
 def _analyze_rows(dsn: str, kind: str, file_id: int) -> None:
-    """Fresh statistics of the table holding the file's rows of `kind` (see _analyze)."""
+    """Fresh statistics of the table holding the file's rows of `kind` (see analyze)."""
     if KIND_SPECS[kind].by_file:
         # Only the file's own table (the parent's would sample all history), on a 3,000-row sample (a
         # tenth of the time): row counts, null fractions and the uniqueness of the dossier ids are what
         # the plans of its scans and of dbt's merge need.
-        _analyze(dsn, f"raw.{file_table_name(kind, file_id)}", statistics_target=10)
+        analyze(dsn, f"raw.{file_table_name(kind, file_id)}", statistics_target=10)
     else:
-        _analyze(dsn, f"raw.{kind}")
+        analyze(dsn, f"raw.{kind}")
 
 
 def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
@@ -297,11 +297,11 @@ def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
             conn.commit()
 
         shape = file_shape(row)
-        shape_result = _run_suite(context, "submission_file", {"dataframe": pd.DataFrame([shape])}, run_id)
+        shape_result = run_suite(context, "submission_file", {"dataframe": pd.DataFrame([shape])}, run_id)
         if analysed is not None:
             analysed.result()
         if row["status"] == "rejected" or not all(er.success for er in shape_result.results):
-            findings = _store_results(conn, run_id, file_id, kind, shape_result, counts_rows=False)
+            findings = store_results(conn, run_id, file_id, kind, shape_result, counts_rows=False)
             failed = [f for f in findings.values() if not f["success"]]
             first = failed[0] if failed else {"rule": "file_not_parsed", "message_vi": "", "message_en": ""}
             if row["status"] != "rejected":  # GX caught what the loader let through
@@ -327,9 +327,9 @@ def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
                                                failing if len(failing) <= MANY_FAILING else None)
             quarantined = conn.execute(statement, params).rowcount
         conn.commit()
-        _store_results(conn, run_id, file_id, kind, shape_result, counts_rows=False)
-        result = _run_suite(context, kind, {"file_id": file_id}, run_id)
-        findings = _store_results(conn, run_id, file_id, kind, result)
+        store_results(conn, run_id, file_id, kind, shape_result, counts_rows=False)
+        result = run_suite(context, kind, {"file_id": file_id}, run_id)
+        findings = store_results(conn, run_id, file_id, kind, result)
         counts = verdict_counts(conn, kind, file_id)
         for f in findings.values():
             if f["severity"] == R.Severity.QUARANTINE_ROW and counts.get(f["rule"], 0) != f["rows_failed"]:

@@ -2,34 +2,9 @@
 -- unit and period supersedes the earlier one: its rows replace, never add to, the old ones).
 with
 
-stats as (
-
-    select * from {{ ref('stg_reform__dossier_stats') }}
-    where is_well_formed
-
-),
-
-current_partitions as (
-
-    select * from {{ ref('stg_reform__submission_partitions') }}
-    where kind = 'dossier_stats' and is_current
-
-),
-
 current_rows as (
 
-    select
-        stats.*,
-        -- a key repeated inside one file is quarantined by validation; keep the last row if not
-        row_number() over (
-            partition by stats.unit_code, stats.period, stats.field_code
-            order by stats.row_number desc
-        ) as duplicate_rank
-    from stats
-    inner join current_partitions
-        on current_partitions.file_id = stats.file_id
-        and current_partitions.unit_code = stats.unit_code
-        and current_partitions.period = stats.period
+    {{ current_rows('stg_reform__dossier_stats', 'dossier_stats', ['field_code']) }}
 
 ),
 
@@ -54,7 +29,6 @@ final as (
         row_number as file_row_number,
         loaded_at
     from current_rows
-    where duplicate_rank = 1
 
 )
 

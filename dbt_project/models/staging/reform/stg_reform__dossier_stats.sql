@@ -4,19 +4,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'dossier_stats') }}
-
-),
-
-quarantined as (
-
-    select _file_id, _row_number from {{ source('quarantine', 'dossier_stats') }}
-
-),
-
-files as (
-
-    select * from {{ ref('stg_reform__submission_files') }} where is_eligible
+    {{ eligible_rows('dossier_stats') }}
 
 ),
 
@@ -25,8 +13,8 @@ typed as (
     select
         source._file_id as file_id,
         source._row_number as row_number,
-        files.received_at as file_received_at,
-        files.loaded_at,
+        source._file_received_at as file_received_at,
+        source._file_loaded_at as loaded_at,
         nullif(btrim(source.unit_code), '') as unit_code,
         {{ to_period('source.period') }} as period,
         -- blank field = all fields (SPEC §3)
@@ -36,11 +24,6 @@ typed as (
         {%- endfor %}
         {{ to_count('source.returned_withdrawn') }} as returned_withdrawn
     from source
-    inner join files on files.file_id = source._file_id
-    where not exists (
-        select 1 from quarantined q
-        where q._file_id = source._file_id and q._row_number = source._row_number
-    )
 
 ),
 

@@ -2,19 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'dossiers') }}
-
-),
-
-quarantined as (
-
-    select _file_id, _row_number from {{ source('quarantine', 'dossiers') }}
-
-),
-
-files as (
-
-    select * from {{ ref('stg_reform__submission_files') }} where is_eligible
+    {{ eligible_rows('dossiers') }}
 
 ),
 
@@ -23,8 +11,8 @@ typed as (
     select
         source._file_id as file_id,
         source._row_number as row_number,
-        files.received_at as file_received_at,
-        files.loaded_at,
+        source._file_received_at as file_received_at,
+        source._file_loaded_at as loaded_at,
         nullif(btrim(source.dossier_id), '') as dossier_id,
         nullif(btrim(source.unit_code), '') as unit_code,
         coalesce(nullif(btrim(source.field_code), ''), 'ALL') as field_code,
@@ -39,11 +27,6 @@ typed as (
             when 'true' then true when 'false' then false
         end as is_satisfied
     from source
-    inner join files on files.file_id = source._file_id
-    where not exists (
-        select 1 from quarantined q
-        where q._file_id = source._file_id and q._row_number = source._row_number
-    )
 
 ),
 

@@ -2,19 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'it_kpis') }}
-
-),
-
-quarantined as (
-
-    select _file_id, _row_number from {{ source('quarantine', 'it_kpis') }}
-
-),
-
-files as (
-
-    select * from {{ ref('stg_reform__submission_files') }} where is_eligible
+    {{ eligible_rows('it_kpis') }}
 
 ),
 
@@ -23,8 +11,8 @@ typed as (
     select
         source._file_id as file_id,
         source._row_number as row_number,
-        files.received_at as file_received_at,
-        files.loaded_at,
+        source._file_received_at as file_received_at,
+        source._file_loaded_at as loaded_at,
         nullif(btrim(source.unit_code), '') as unit_code,
         {{ to_period('source.period') }} as period,
         nullif(btrim(source.kpi_code), '') as kpi_code,
@@ -32,11 +20,6 @@ typed as (
         {{ to_count('source.numerator') }}::numeric as numerator,
         {{ to_count('source.denominator') }}::numeric as denominator
     from source
-    inner join files on files.file_id = source._file_id
-    where not exists (
-        select 1 from quarantined q
-        where q._file_id = source._file_id and q._row_number = source._row_number
-    )
 
 ),
 

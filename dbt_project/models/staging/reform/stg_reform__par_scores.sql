@@ -2,19 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'par_scores') }}
-
-),
-
-quarantined as (
-
-    select _file_id, _row_number from {{ source('quarantine', 'par_scores') }}
-
-),
-
-files as (
-
-    select * from {{ ref('stg_reform__submission_files') }} where is_eligible
+    {{ eligible_rows('par_scores') }}
 
 ),
 
@@ -23,8 +11,8 @@ typed as (
     select
         source._file_id as file_id,
         source._row_number as row_number,
-        files.received_at as file_received_at,
-        files.loaded_at,
+        source._file_received_at as file_received_at,
+        source._file_loaded_at as loaded_at,
         nullif(btrim(source.unit_code), '') as unit_code,
         {{ to_year('source.year') }} as year,
         nullif(btrim(source.criterion_code), '') as criterion_code,
@@ -35,11 +23,6 @@ typed as (
             and (nullif(btrim(source.appraised_score), '') is null
                  or {{ to_decimal('source.appraised_score') }} is not null) as has_valid_scores
     from source
-    inner join files on files.file_id = source._file_id
-    where not exists (
-        select 1 from quarantined q
-        where q._file_id = source._file_id and q._row_number = source._row_number
-    )
 
 ),
 

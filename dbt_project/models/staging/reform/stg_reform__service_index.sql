@@ -4,19 +4,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'service_index') }}
-
-),
-
-quarantined as (
-
-    select _file_id, _row_number from {{ source('quarantine', 'service_index') }}
-
-),
-
-files as (
-
-    select * from {{ ref('stg_reform__submission_files') }} where is_eligible
+    {{ eligible_rows('service_index') }}
 
 ),
 
@@ -25,8 +13,8 @@ typed as (
     select
         source._file_id as file_id,
         source._row_number as row_number,
-        files.received_at as file_received_at,
-        files.loaded_at,
+        source._file_received_at as file_received_at,
+        source._file_loaded_at as loaded_at,
         nullif(btrim(source.unit_code), '') as submitted_unit_code,
         coalesce({{ to_period('source.period') }},
                  case when btrim(source.period) ~ '^[0-9]{4}$' then btrim(source.period) end) as period,
@@ -36,11 +24,6 @@ typed as (
         {{ to_count('source.denominator') }}::numeric as denominator,
         {{ to_decimal('source.published_score') }} as published_score
     from source
-    inner join files on files.file_id = source._file_id
-    where not exists (
-        select 1 from quarantined q
-        where q._file_id = source._file_id and q._row_number = source._row_number
-    )
 
 ),
 
