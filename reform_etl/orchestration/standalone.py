@@ -27,7 +27,7 @@ from psycopg import sql
 
 from reform_etl.config import settings
 from reform_etl.orchestration.airflow_home import airflow_env
-from reform_etl.transform.dbt import dbt_environment, environment
+from reform_etl.transform.dbt import dbt_env
 from reform_etl.transform.manifest import ensure_manifest
 
 ADMIN_USER = "admin"
@@ -110,13 +110,12 @@ def prepare(dsn: str, home: Path | None = None, port: int | None = None) -> Stan
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": os.environ.get("AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT", "60"),
         "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home / "jwt_secret", lambda: secrets.token_urlsafe(32)),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
-        **dbt_environment(dsn),
+        **dbt_env(dsn),
         "WAREHOUSE_DSN": dsn,
         # dbt (Cosmos) and airflow itself are found beside this interpreter.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     })
-    with environment({"AIRFLOW_HOME": str(home), **dbt_environment(dsn)}):
-        ensure_manifest()  # the dbt project and manifest the DAG files render the dbt group from
+    ensure_manifest()  # the manifest the DAG files render the dbt group from, ready before their first parse
     return Standalone(home, url, ADMIN_USER, password, database, env)
 
 
