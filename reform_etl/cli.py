@@ -224,10 +224,9 @@ def cmd_grant_unit(args: argparse.Namespace) -> int:
 
 
 def cmd_airflow(args: argparse.Namespace) -> int:
-    from reform_etl import warehouse
     from reform_etl.orchestration import standalone
 
-    app = standalone.prepare(warehouse.dsn(), port=args.port)
+    app = standalone.prepare(args.dsn, port=args.port)
     console.print(f"Airflow UI / giao diện: [bold]{app.url}[/]  login / đăng nhập: [bold]{app.admin_user}[/] / "
                   f"[bold]{app.admin_password}[/] (kept in {app.home / 'admin_password'})")
     console.print(f"metadata database / CSDL siêu dữ liệu: {app.metadata_database}; Airflow home: {app.home}. "
