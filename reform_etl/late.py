@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from reform_etl.report import excel_safe, local_time
 
@@ -57,15 +58,16 @@ def chase_list(dsn: str, period: str | None = None) -> list[dict]:
             "where table_schema = 'marts' and table_name = 'rpt_submission_status'")}
         if not columns:
             raise LookupError("marts.rpt_submission_status chưa có / is not built yet: run `reform-etl run`")
-        name = ("s.unit_name" if "unit_name" in columns else
-                "(select d.unit_name from marts.dim_unit d where d.unit_code = s.unit_code "
-                "order by d.valid_from desc limit 1)")
+        name = sql.SQL("s.unit_name") if "unit_name" in columns else sql.SQL(
+            "(select d.unit_name from marts.dim_unit d where d.unit_code = s.unit_code "
+            "order by d.valid_from desc limit 1)")
         extra = [c for c in ("missing_items", "status_reason", "items_expected", "items_accepted") if c in columns]
-        cur = conn.execute(
-            f"select s.unit_code, {name} as unit_name, s.kind, s.period, s.deadline_date, s.status, s.submitted_at"
-            f"{''.join(f', s.{c}' for c in extra)} from marts.rpt_submission_status s "
-            f"where s.status = any(%s) and (%s::text is null or s.period = %s or s.period like %s || '-%%') "
-            f"order by s.period, s.unit_code, s.kind",
+        cur = conn.execute(sql.SQL(
+            "select s.unit_code, {name} as unit_name, s.kind, s.period, s.deadline_date, s.status, s.submitted_at"
+            "{extra} from marts.rpt_submission_status s "
+            "where s.status = any(%s) and (%s::text is null or s.period = %s or s.period like %s || '-%%') "
+            "order by s.period, s.unit_code, s.kind").format(
+                name=name, extra=sql.SQL("").join(sql.SQL(", s.{}").format(sql.Identifier(c)) for c in extra)),
             (list(CHASE_STATUSES), period, period, period))
         names = [d.name for d in cur.description]
         rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]

@@ -26,6 +26,7 @@ from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 import psycopg
+from psycopg import sql
 
 from reform_etl.config import TIMEZONE
 from reform_etl.kinds import KIND_SPECS
@@ -201,9 +202,9 @@ def _identify_sample(conn: psycopg.Connection, result: dict, names: dict[str, st
     found: dict[int, dict] = {}
     if kind in KIND_SPECS and file_id is not None and all("_row_number" in s for s in sample):
         cols = identity_columns(kind)
-        for number, *values in conn.execute(
-                f"select _row_number, {', '.join(cols)} from raw.{kind} "
-                f"where _file_id = %s and _row_number = any(%s)", (file_id, [s["_row_number"] for s in sample])):
+        query = sql.SQL("select _row_number, {} from {} where _file_id = %s and _row_number = any(%s)").format(
+            sql.SQL(", ").join(map(sql.Identifier, cols)), sql.Identifier("raw", kind))
+        for number, *values in conn.execute(query, (file_id, [s["_row_number"] for s in sample])):
             found[number] = dict(zip(cols, values, strict=True))
     out = []
     for s in sample:
