@@ -194,12 +194,15 @@ def test_a_zip_bomb_is_refused_before_it_is_read(db, landing, tmp_path):
     # In a process of its own, to measure its peak memory: reading the cell would take over 300 MB.
     probe = ("import resource, time; from pathlib import Path\n"
              "from reform_etl.ingest.readers import open_table, FileRejected\n"
+             "imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
              "start = time.perf_counter()\n"
              f"try:\n    open_table(Path({str(path)!r}), 'it_kpis')\nexcept FileRejected as e:\n    print(e.code)\n"
-             "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+             "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
+             "print(time.perf_counter() - start, peak - imported)\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
-    code, seconds, peak_mb = out[0], float(out[1]), int(out[2])
-    assert code == "file_too_large" and seconds < 2 and peak_mb < 150
+    code, seconds, read_mb = out[0], float(out[1]), int(out[2])
+    # The peak the refusal adds to the process once the package is imported (the imports are not the read).
+    assert code == "file_too_large" and seconds < 2 and read_mb < 100
     started = time.perf_counter()
     result = load(landing, path)
     assert (result.status, result.error_code) == ("rejected", "file_too_large")

@@ -135,7 +135,7 @@ def test_the_dsn_command_prints_a_role_s_dsn(dsn, role, monkeypatch, capsys):
 
 def test_a_role_without_a_password_has_no_dsn_and_says_how_to_get_one(dsn, monkeypatch):
     monkeypatch.delenv("REFORM_REFORM_LOADER_PASSWORD")
-    with pytest.raises(LookupError, match="set REFORM_REFORM_LOADER_PASSWORD"):
+    with pytest.raises(LookupError, match="export REFORM_REFORM_LOADER_PASSWORD"):
         warehouse.role_dsn("reform_loader", dsn)
 
 

@@ -96,12 +96,12 @@ def test_a_warehouse_that_is_down_fails_fast_naming_host_and_port_not_the_passwo
     step = tasks.transient_only(runs.discover)
     from reform_etl.warehouse import WarehouseUnreachable
     with pytest.raises(WarehouseUnreachable):
-        step(str(tmp_path))
+        step(down, str(tmp_path))
     monkeypatch.setattr(tasks, "WAREHOUSE_DOWN_BUDGET_SECONDS", 0.5)
     time.sleep(0.6)
     from airflow.sdk.exceptions import AirflowFailException
     with pytest.raises(AirflowFailException, match=f"127.0.0.1:{port}"):
-        step(str(tmp_path))
+        step(down, str(tmp_path))
     # The next run, the warehouse back: it recovers.
     monkeypatch.setenv("WAREHOUSE_DSN", warehouse_dsn)
     assert cli.main(["load", str(tmp_path), "--no-validate"]) == 0
