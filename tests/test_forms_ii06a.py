@@ -117,16 +117,21 @@ def test_a_form_whose_unit_or_period_cannot_be_determined_is_rejected(db, landin
     assert words in result.error
 
 
-def test_totals_that_do_not_add_up_are_a_warning_and_unknown_fields_quarantined(db, landing, warehouse_dsn):
-    body = [*BODY, ("field", 4, "Lĩnh vực không có trong danh mục", counts())]
-    path = form(landing, "sai_tong.xlsx", body=body, total_first=False, totals_override={"resolved_early": 99})
-    run = "forms-ii06a-totals"
+def _load_and_validate(warehouse_dsn: str, landing, path, run: str):
+    """Load `path` in a run of its own and validate it: the load result and the verdict."""
     with psycopg.connect(warehouse_dsn) as conn:
         conn.execute("insert into audit.pipeline_runs (run_id) values (%s)", (run,))
         conn.commit()
     result = load(landing, path, run)
     assert result.status == "loaded", result.error
-    outcome = V.validate_file(warehouse_dsn, result.file_id, run)
+    return result, V.validate_file(warehouse_dsn, result.file_id, run)
+
+
+def test_totals_that_do_not_add_up_are_a_warning_and_unknown_fields_quarantined(db, landing, warehouse_dsn):
+    body = [*BODY, ("field", 4, "Lĩnh vực không có trong danh mục", counts())]
+    path = form(landing, "sai_tong.xlsx", body=body, total_first=False, totals_override={"resolved_early": 99})
+    run = "forms-ii06a-totals"
+    result, outcome = _load_and_validate(warehouse_dsn, landing, path, run)
     V.warn_checks(warehouse_dsn, run)
     assert db.execute("select period from audit.submission_files, jsonb_each_text(header_mapping) m(label, period) "
                       "where file_id = %s and m.period = 'period'", (result.file_id,)).fetchone() == ("period",)
@@ -171,12 +176,7 @@ def test_a_flat_file_without_postal_loads_it_as_unknown_and_still_balances(db, l
                     "resolved_early,resolved_on_time,resolved_late,pending_in_time,pending_overdue\n"
                     "232,2024-05,HT,5,10,8,3,12,1,6,1\n232,2024-05,DD,5,10,8,3,12,1,6,2\n", encoding="utf-8")
     run = "forms-no-postal"
-    with psycopg.connect(warehouse_dsn) as conn:
-        conn.execute("insert into audit.pipeline_runs (run_id) values (%s)", (run,))
-        conn.commit()
-    result = load(landing, path, run)
-    assert result.status == "loaded", result.error
-    outcome = V.validate_file(warehouse_dsn, result.file_id, run)
+    result, outcome = _load_and_validate(warehouse_dsn, landing, path, run)
     assert (outcome["status"], outcome["rows_quarantined"]) == ("accepted", 1)
     assert db.execute("select _row_number, received_postal, failed_rules->0->>'rule' from quarantine.dossier_stats "
                       "where _file_id = %s", (result.file_id,)).fetchall() == [(3, None, "received_not_balanced")]
