@@ -322,10 +322,11 @@ def bootstrap(dsn_: str | None = None) -> None:
             raise UnsupportedServer(
                 f"the warehouse needs PostgreSQL 16 or newer; {conn.info.parameter_status('server_version')} "
                 "answers at WAREHOUSE_DSN (the embedded warehouse and docker-compose.yml run 16)")
-        # One bootstrap at a time: concurrent `create ... if not exists` can still collide.
+        _ensure_roles(conn, settings())
+        # One bootstrap of this database at a time: concurrent `create ... if not exists` can still collide.
         conn.execute("select pg_advisory_xact_lock(hashtext('reform_etl.bootstrap'))")
         for script in sorted(resources.files("reform_etl.sql").iterdir(), key=lambda p: p.name):
-            if script.name.endswith(".sql"):
+            if script.name.endswith(".sql") and script.name != ROLES_SQL:
                 conn.execute(script.read_text(encoding="utf-8"))
         for kind, spec in KIND_SPECS.items():
             if spec.by_file:
@@ -339,8 +340,34 @@ def bootstrap(dsn_: str | None = None) -> None:
             "grant select on all tables in schema raw, audit, quarantine to reform_transformer;"
             "grant select on all tables in schema audit, quarantine to auditor;"
         )
-        _set_passwords(conn, settings())
         conn.commit()
+
+
+ROLES_SQL = "roles.sql"
+_ROLE_ATTEMPTS = 6
+
+
+def _ensure_roles(conn: psycopg.Connection, cfg: Settings) -> None:
+    """Create the roles and set their passwords, in a transaction of its own.
+
+    Roles live in catalogs every database of the server shares, and the advisory lock above is per
+    database: two databases bootstrapped at the same moment (two pipelines, or a test beside the
+    nightly) can update the same pg_authid row together, and the server then refuses one with 'tuple
+    concurrently updated' (or a duplicate role name). That transaction is simply retried; anything
+    else raises.
+    """
+    script = resources.files("reform_etl.sql").joinpath(ROLES_SQL).read_text(encoding="utf-8")
+    for attempt in range(1, _ROLE_ATTEMPTS + 1):
+        try:
+            with conn.transaction():
+                conn.execute(script)
+                _set_passwords(conn, cfg)
+            return
+        except (psycopg.errors.InternalError_, psycopg.errors.UniqueViolation) as exc:
+            raced = "concurrently" in str(exc) or "pg_authid" in str(exc)
+            if not raced or attempt == _ROLE_ATTEMPTS:
+                raise
+            time.sleep(0.05 * attempt)
 
 
 def _set_passwords(conn: psycopg.Connection, cfg: Settings) -> None:

@@ -186,3 +186,35 @@ def test_bootstrap_refuses_a_server_older_than_the_sql_needs(dsn, monkeypatch):
     monkeypatch.setattr(warehouse, "MIN_SERVER_VERSION", 10**7)
     with pytest.raises(warehouse.UnsupportedServer, match="needs PostgreSQL 16 or newer"):
         warehouse.bootstrap(dsn)
+
+
+def test_two_databases_bootstrapped_at_the_same_moment_both_succeed(make_database):
+    """Roles are cluster-wide and the bootstrap lock is per database: two pipelines bootstrapping two
+    databases of one server at once used to fail one of them with 'tuple concurrently updated' (CI saw
+    it with two `reform-etl load` side by side). Each round starts both together; none may fail."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    dsns = [make_database("race_a"), make_database("race_b")]
+    rounds = 12
+    barrier = Barrier(len(dsns))
+
+    failures: list[str] = []
+
+    def bootstrap_together(dsn: str) -> None:
+        for _ in range(rounds):
+            barrier.wait(timeout=60)
+            try:
+                warehouse.bootstrap(dsn)
+            except psycopg.Error as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+                barrier.abort()  # the other thread stops waiting for this one
+                return
+
+    with ThreadPoolExecutor(len(dsns)) as pool:
+        for future in [pool.submit(bootstrap_together, dsn) for dsn in dsns]:
+            future.exception(timeout=300)
+    assert not failures
+    for dsn in dsns:
+        with psycopg.connect(as_role(dsn, "bi_reader")) as conn:  # the passwords the bootstraps set still work
+            assert conn.execute("select current_user").fetchone()[0] == "bi_reader"

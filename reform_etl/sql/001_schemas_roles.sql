@@ -6,17 +6,7 @@ create schema if not exists staging;
 create schema if not exists intermediate;
 create schema if not exists marts;
 
--- Roles are cluster-wide; NOLOGIN by default. Passwords (and LOGIN) are set from the
--- environment by reform_etl.warehouse, never from this file.
-do $$
-declare r text;
-begin
-  foreach r in array array['reform_loader', 'reform_transformer', 'bi_reader', 'auditor'] loop
-    if not exists (select 1 from pg_roles where rolname = r) then
-      execute format('create role %I nologin', r);
-    end if;
-  end loop;
-end $$;
+-- The roles themselves are cluster-wide: roles.sql, run by reform_etl.warehouse before this file.
 
 revoke all on schema raw, audit, quarantine, staging, intermediate, marts from public;
 
