@@ -7,10 +7,10 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from reform_etl.reference import load_seeds
 from reform_etl.transform.dbt import run_dbt
 from reform_etl.transform.decision import close_transform, record_transform, transform_ddl, transform_state
 from reform_etl.transform.manifest import ensure_manifest
-from reform_etl.transform.seeds import load_seeds
 
 log = logging.getLogger(__name__)
 

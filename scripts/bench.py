@@ -151,17 +151,17 @@ def naive_baseline(dsn: str, path: Path, rows: int) -> float:
     import pandas as pd
     from sqlalchemy import create_engine
 
+    from reform_etl import reference
     from reform_etl.config import settings
-    from reform_etl.validation import refdata
     from reform_etl.validation.rules import CHANNELS
     from reform_etl.warehouse import sqlalchemy_url
 
     seeds = settings().seeds
-    windows = pd.DataFrame([(u[0], u[4], u[5]) for u in refdata._units(seeds)],
+    windows = pd.DataFrame([(u[0], u[4], u[5]) for u in reference.unit_rows(seeds)],
                            columns=["unit_code", "valid_from", "valid_to"])
     windows["valid_from"] = pd.to_datetime(windows["valid_from"])
     windows["valid_to"] = pd.to_datetime(windows["valid_to"])
-    fields = {r["field_code"] for r in refdata._read(seeds / "fields.csv") if r.get("field_code")}
+    fields = {r["field_code"] for r in reference.read_seed(seeds / "fields.csv") if r.get("field_code")}
     today = pd.Timestamp.now(tz="Asia/Ho_Chi_Minh").normalize().tz_localize(None)
 
     started = time.perf_counter()
@@ -220,9 +220,9 @@ def main() -> int:
     drop_database(admin, "bench_copy")
 
     dsn = fresh_database(admin, "bench_ingest")
-    from reform_etl.validation import refdata
+    from reform_etl import reference
 
-    refdata.ensure_loaded(dsn)  # a warehouse in service holds its reference data (reloaded when the seeds change)
+    reference.ensure_lookups(dsn)  # a warehouse in service holds its reference data (reloaded when the seeds change)
     checkpoint(admin)
     ingest_s, peak_mb, detail = our_ingest(dsn, landing, path)
     log(f"our ingest + validate: {ingest_s:.2f} s ({detail}), peak RSS {peak_mb:.0f} MB")

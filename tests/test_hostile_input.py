@@ -267,8 +267,8 @@ ALLOWED = {
                                          "rule.observed": "catalog SQL", "rule.predicate": "catalog SQL",
                                          "kind": "a KIND_SPECS key", "rule_name": "catalog rule name, quoted",
                                          "FILE_ID": "a constant of the module"},
-    "reform_etl/validation/refdata.py": {"table": "audit table name from the loaders table in code",
-                                         "columns": "column list from the loaders table in code"},
+    "reform_etl/reference.py": {"table": "audit.ref_* table name, a key of LOOKUP_TABLES in code",
+                                "columns": "column list from LOOKUP_TABLES in code"},
     "reform_etl/report.py": {"cols": "q.<column> of KIND_SPECS[kind].keys", "kind": "a KIND_SPECS key"},
     "reform_etl/validation/verdict.py": {
         "kind": "a KIND_SPECS key (checked: `kind in KIND_SPECS`)",

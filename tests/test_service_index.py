@@ -18,10 +18,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from reform_etl import ingest
+from reform_etl import ingest, reference
 from reform_etl import validation as V
 from reform_etl.transform import run_dbt
-from reform_etl.validation import refdata
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +109,7 @@ def built(warehouse_dsn: str, tmp_path_factory) -> dict:
     mp.setenv("REFORM_ARCHIVE", str(tmp / "archive"))
     mp.setenv("WAREHOUSE_DSN", warehouse_dsn)
     try:
-        refdata.ensure_loaded(warehouse_dsn)
+        reference.ensure_lookups(warehouse_dsn)
         outcomes = load_and_validate(warehouse_dsn, landing, "s766")
         target = tmp / "dbt-target"
         flags = ["--target-path", str(target), "--log-path", str(target / "logs")]

@@ -148,12 +148,12 @@ def test_the_verdict_tests_each_column_against_the_values_of_all_date_columns(db
     in two halves (a partitioned table of its own) gets the same verdict."""
     from pathlib import Path
 
-    from reform_etl import ingest
+    from reform_etl import ingest, reference
     from reform_etl import validation as V
     from reform_etl.ingest import copy as ingest_copy
-    from reform_etl.validation import refdata, verdict
+    from reform_etl.validation import verdict
 
-    refdata.ensure_loaded(warehouse_dsn)
+    reference.ensure_lookups(warehouse_dsn)
     db.execute("insert into audit.ref_units (unit_code, unit_name, level, valid_from, source) "
                "values ('99991', 'Xã giữa tháng', 'commune', '2026-09-15', 'test') on conflict do nothing")
 
@@ -207,12 +207,11 @@ def test_a_file_whose_every_date_the_loader_proved_valid_gets_the_same_verdict(d
     (canonical_lines.VALID_DATE): the verdict makes no pass over the date values, and what is left of the date
     rules (a receipt in the future) is tested on each row. A line the loader had to normalise (a dd/mm/yyyy
     date) leaves the file unproven, tested as any other. The verdict is the same either way."""
-    from reform_etl import ingest
+    from reform_etl import ingest, reference
     from reform_etl import validation as V
     from reform_etl.ingest import copy as ingest_copy
-    from reform_etl.validation import refdata
 
-    refdata.ensure_loaded(warehouse_dsn)
+    reference.ensure_lookups(warehouse_dsn)
     db.execute("insert into audit.ref_units (unit_code, unit_name, level, valid_from, source) "
                "values ('99991', 'Xã giữa tháng', 'commune', '2026-09-15', 'test') on conflict do nothing")
     monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))

@@ -27,8 +27,8 @@ from reform_etl.orchestration.tasks import (
     task_validate,
     transient_only,
 )
+from reform_etl.reference import load_seeds, record_seeds_loaded, seeds_changed
 from reform_etl.transform.decision import DBT_GROUP_ID, DBT_REFRESH_TASK_ID
-from reform_etl.transform.seeds import load_seeds, record_seeds_loaded, seeds_changed
 
 __all__ = [
     "DBT_GROUP_ID", "DBT_REFRESH_TASK_ID", "MARTS_ASSET", "NIGHTLY_DAG_ID", "RAW_ASSET", "REFERENCE_DAG_ID",

@@ -21,14 +21,3 @@ create table if not exists audit.transform_runs (
     project_fingerprint text             -- orchestration.project_fingerprint(): the dbt code then
 );
 create index if not exists transform_runs_run on audit.transform_runs (run_id);
-
--- Every load of the dbt seeds (reference data) into the warehouse, with the fingerprint of the seed
--- files loaded (reform_etl.transform.seeds): the reference DAG reloads when it differs, and a full
--- build's seeds_fingerprint above names the load it was built on.
-create table if not exists audit.reference_data_loads (
-    load_id      bigserial primary key,
-    fingerprint  text not null,
-    loaded_at    timestamptz not null default now(),
-    run_id       text,
-    seeds        jsonb
-);

@@ -1,5 +1,12 @@
-"""The transform stage: running dbt, its manifest, the seeds, and the full/refresh/skip decision."""
+"""The transform stage: running dbt, its manifest, and the full/refresh/skip decision (seeds: reform_etl.reference)."""
 
+from reform_etl.reference import (  # the seeds' dbt side; reference data lives there
+    last_seeds_fingerprint,
+    load_seeds,
+    record_seeds_loaded,
+    seeds_changed,
+    seeds_fingerprint,
+)
 from reform_etl.transform.dbt import dbt_env, environment, run_dbt
 from reform_etl.transform.decision import (
     AS_OF_DATE_ENV,
@@ -17,13 +24,6 @@ from reform_etl.transform.decision import (
     transform_summary,
 )
 from reform_etl.transform.manifest import ensure_manifest, manifest_is_stale
-from reform_etl.transform.seeds import (
-    last_seeds_fingerprint,
-    load_seeds,
-    record_seeds_loaded,
-    seeds_changed,
-    seeds_fingerprint,
-)
 
 __all__ = [
     "AS_OF_DATE_ENV", "AS_OF_TAG", "DBT_GROUP_ID", "DBT_MODES", "DBT_REFRESH_TASK_ID", "DBT_WORDS", "DbtDecision",

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import psycopg
 
+from reform_etl import reference
 from reform_etl.kinds import KIND_SPECS, ValueType
-from reform_etl.validation import project, refdata
+from reform_etl.validation import project
 from reform_etl.validation import rules as R
 from reform_etl.validation.gx import ValidationError, run_suite, store_results
 from reform_etl.validation.runs import start_run
@@ -286,7 +287,7 @@ def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
         # the file's shape: the two take one core each (0.05 s apiece for 1M records).
         analysed = (side.submit(_analyze_rows, dsn, kind, file_id)
                     if kind in KIND_SPECS and row["status"] not in ("duplicate", "failed") else None)
-        refdata.ensure_loaded(dsn)
+        reference.ensure_lookups(dsn)
         start_run(dsn, run_id)
         context = project.context_for(dsn)
         if row["status"] in ("duplicate", "failed"):
