@@ -293,10 +293,13 @@ ALLOWED = {
 
 
 # Modules that build SQL text from code alone: they import nothing that reads files or the database
-# (checked below), so no file content can reach the text they build. rules.py is the rule catalog.
-PURE_SQL_MODULES = {"reform_etl/validation/rules.py"}
+# (checked below), so no file content can reach the text they build. rules.py is the rule catalog, written
+# in the other three.
+CATALOG_MODULES = ("rules", "rule_sql", "row_rules", "cross_file_rules")
+PURE_SQL_MODULES = {f"reform_etl/validation/{name}.py" for name in CATALOG_MODULES}
 # reform_etl.deadlines: the deadline settings of dbt_project.yml (code), never file content.
-PURE_IMPORTS = {"__future__", "dataclasses", "enum", "re", "reform_etl.kinds", "reform_etl.deadlines"}
+PURE_IMPORTS = {"__future__", "dataclasses", "enum", "re", "reform_etl.kinds", "reform_etl.deadlines",
+                *(f"reform_etl.validation.{name}" for name in CATALOG_MODULES)}
 
 
 def _imports_and_calls(tree: ast.AST) -> tuple[set[str], set[str]]:
