@@ -85,3 +85,20 @@ def db(warehouse_dsn: str, monkeypatch) -> Iterator[psycopg.Connection]:
     monkeypatch.setenv("WAREHOUSE_DSN", warehouse_dsn)
     with psycopg.connect(warehouse_dsn, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture()
+def landing(tmp_path: Path, monkeypatch) -> Path:
+    """An empty landing folder; loaded files are archived beside it (REFORM_ARCHIVE). A module that needs
+    more (a kind's folder, other settings) overrides it and asks for this one."""
+    monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
+    root = tmp_path / "landing"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture()
+def q(built):
+    """Rows of a query on the warehouse of the module's `built` fixture (a dict with its "dsn")."""
+    with psycopg.connect(built["dsn"], autocommit=True) as conn:
+        yield lambda query, *params: conn.execute(query, params).fetchall()

@@ -23,6 +23,7 @@ from psycopg import errors, sql
 from reform_etl import units, warehouse
 from reform_etl.kinds import KIND_SPECS
 from reform_etl.transform import run_dbt
+from tests.helpers import dbt_build, dbt_flags
 
 pytestmark = pytest.mark.slow
 
@@ -325,12 +326,8 @@ def built(warehouse_dsn: str, tmp_path_factory) -> dict:
         )
 
     target = tmp_path_factory.mktemp("dbt-target")
-    flags = ["--target-path", str(target), "--log-path", str(target / "logs")]
-    result = run_dbt(["build", *flags], warehouse_dsn)
-    failures = [
-        (r.node.name, r.status, r.message) for r in (result.result or []) if str(r.status) not in ("success", "pass")
-    ]
-    assert result.success, failures
+    flags = dbt_flags(target)
+    result = dbt_build(warehouse_dsn, target)
     docs = run_dbt(["docs", "generate", *flags], warehouse_dsn)
     return {
         "dsn": warehouse_dsn,
@@ -342,16 +339,6 @@ def built(warehouse_dsn: str, tmp_path_factory) -> dict:
         "docs_ok": docs.success,
         "build": result,
     }
-
-
-@pytest.fixture()
-def q(built):
-    with psycopg.connect(built["dsn"], autocommit=True) as conn:
-
-        def run(query: str, *params):
-            return conn.execute(query, params).fetchall()
-
-        yield run
 
 
 # --------------------------------------------------------------------------- one-stop

@@ -14,6 +14,7 @@ import pytest
 
 from reform_etl import units
 from reform_etl.transform import run_dbt
+from tests.helpers import dbt_build, dbt_flags
 from tests.test_dbt_marts import VN, add_file, at, ii06a
 
 pytestmark = pytest.mark.slow
@@ -117,27 +118,11 @@ def built(warehouse_dsn: str, tmp_path_factory) -> dict:
         )
 
     target = tmp_path_factory.mktemp("dbt-target")
-    flags = ["--target-path", str(target), "--log-path", str(target / "logs")]
+    flags = dbt_flags(target)
     # the dossier models, their parents and the dimensions their relationship tests point at
-    result = run_dbt(
-        ["build", *SELECT, "+dim_unit", "+dim_period", "+dim_field", "--indirect-selection", "cautious", *flags],
-        warehouse_dsn,
-    )
-    failures = [
-        (r.node.name, r.status, r.message) for r in (result.result or []) if str(r.status) not in ("success", "pass")
-    ]
-    assert result.success, failures
+    dbt_build(warehouse_dsn, target, *SELECT, "+dim_unit", "+dim_period", "+dim_field",
+              "--indirect-selection", "cautious")
     return {"dsn": warehouse_dsn, "ids": ids, "flags": flags, "other": other, "target": target}
-
-
-@pytest.fixture()
-def q(built):
-    with psycopg.connect(built["dsn"], autocommit=True) as conn:
-
-        def run(query: str, *params):
-            return conn.execute(query, params).fetchall()
-
-        yield run
 
 
 def counts(q, unit: str, period: str, field: str, table: str = "marts.fct_dossier_records_monthly") -> dict:

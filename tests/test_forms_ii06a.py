@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from reform_etl import ingest
 from reform_etl import validation as V
 from reform_etl.forms import printing as P
 from reform_etl.forms.unit_names import UnitNameError, resolve_unit
+from tests.helpers import dbt_flags, open_run
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 SHEET = "Biểu II.06a"
@@ -40,13 +40,11 @@ EXPECTED_13 = [
 
 
 @pytest.fixture()
-def landing(tmp_path: Path, monkeypatch) -> Path:
-    monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
+def landing(landing: Path, monkeypatch) -> Path:
     monkeypatch.setenv("REFORM_SEEDS", str(SEEDS))
     monkeypatch.setenv("REFORM_PROVINCE", "25")
-    root = tmp_path / "landing"
-    (root / "dossier_stats").mkdir(parents=True)
-    return root
+    (landing / "dossier_stats").mkdir()
+    return landing
 
 
 def form(landing: Path, name: str, layout: P.Layout = P.VENDOR_A, *, unit: str = "UBND huyện Thanh Ba",
@@ -119,9 +117,7 @@ def test_a_form_whose_unit_or_period_cannot_be_determined_is_rejected(db, landin
 
 def _load_and_validate(warehouse_dsn: str, landing, path, run: str):
     """Load `path` in a run of its own and validate it: the load result and the verdict."""
-    with psycopg.connect(warehouse_dsn) as conn:
-        conn.execute("insert into audit.pipeline_runs (run_id) values (%s)", (run,))
-        conn.commit()
+    open_run(warehouse_dsn, run)
     result = load(landing, path, run)
     assert result.status == "loaded", result.error
     return result, V.validate_file(warehouse_dsn, result.file_id, run)
@@ -188,14 +184,12 @@ def test_a_form_row_with_postal_unknown_reaches_staging(db, landing, warehouse_d
 
     path = form(landing, "thanh_ba_2024-07.xlsx", period="Kỳ báo cáo: Tháng 7/2024", body=BODY[:2])
     run = "forms-staging"
-    with psycopg.connect(warehouse_dsn) as conn:
-        conn.execute("insert into audit.pipeline_runs (run_id) values (%s)", (run,))
-        conn.commit()
+    open_run(warehouse_dsn, run)
     result = load(landing, path, run)
     assert V.validate_file(warehouse_dsn, result.file_id, run)["status"] == "accepted"
     target = tmp_path / "dbt_target"
     built = run_dbt(["run", "--select", "stg_reform__submission_files", "stg_reform__dossier_stats",
-                     "--target-path", str(target), "--log-path", str(target / "logs")], warehouse_dsn)
+                     *dbt_flags(target)], warehouse_dsn)
     assert built.success
     # well formed (the marts read it): in-person holds postal, postal is unknown
     assert db.execute("select row_number, field_code, received_direct, received_postal, is_well_formed "

@@ -6,12 +6,12 @@ import csv
 import shutil
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from reform_etl import ingest
 from reform_etl import validation as V
 from reform_etl.forms import printing as P
+from tests.helpers import open_run
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 SHEET = "Chấm điểm"
@@ -51,18 +51,14 @@ def scores() -> dict[str, tuple[float, float]]:
 
 
 @pytest.fixture()
-def landing(tmp_path: Path, monkeypatch, seeds: Path) -> Path:
-    monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
+def landing(landing: Path, monkeypatch, seeds: Path) -> Path:
     monkeypatch.setenv("REFORM_SEEDS", str(seeds))
-    root = tmp_path / "landing"
-    (root / "par_scores").mkdir(parents=True)
-    return root
+    (landing / "par_scores").mkdir()
+    return landing
 
 
 def load_and_validate(landing: Path, path: Path, dsn: str, run: str) -> tuple[ingest.FileResult, dict]:
-    with psycopg.connect(dsn) as conn:
-        conn.execute("insert into audit.pipeline_runs (run_id) values (%s)", (run,))
-        conn.commit()
+    open_run(dsn, run)
     [result] = ingest.load_paths([path], landing=landing, run_id=run)
     assert result.status == "loaded", result.error
     outcome = V.validate_file(dsn, result.file_id, run)

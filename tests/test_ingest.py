@@ -52,14 +52,6 @@ def write_xlsx(path: Path, rows: list[list], *, sheet: str = "Sheet1", extra_fir
 
 
 @pytest.fixture()
-def landing(tmp_path: Path, monkeypatch) -> Path:
-    monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
-    root = tmp_path / "landing"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture()
 def general(monkeypatch) -> list[str]:
     """The names of the files the general path (temp table, then one normalising insert) loads."""
     names, stage = [], ingest_load._stage_and_normalise

@@ -9,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from reform_etl import cli, ingest, report, runs
 from reform_etl.ingest import load as ingest_load
 from reform_etl.transform.decision import transform_state
@@ -34,14 +32,6 @@ def _kpis(path: Path, rows: int = 3, mtime: float | None = None) -> Path:
     if mtime is not None:
         os.utime(path, (mtime, mtime))
     return path
-
-
-@pytest.fixture()
-def landing(tmp_path: Path, monkeypatch) -> Path:
-    monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
-    root = tmp_path / "landing"
-    root.mkdir()
-    return root
 
 
 def _archived(tmp_path: Path) -> list[Path]:

@@ -32,11 +32,9 @@ EXPECTED = [(4, "001", "2024-03", "HS_TRUC_TUYEN", "1000", "2000"),
 
 
 @pytest.fixture()
-def landing(tmp_path: Path, monkeypatch) -> Path:
-    monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
-    root = tmp_path / "landing"
-    (root / "it_kpis").mkdir(parents=True)
-    return root
+def landing(landing: Path) -> Path:
+    (landing / "it_kpis").mkdir()
+    return landing
 
 
 def load(landing: Path, path: Path) -> ingest.FileResult:

@@ -15,6 +15,7 @@ import pytest
 from reform_etl import ingest
 from reform_etl import validation as V
 from reform_etl.report import build_report
+from tests.helpers import open_run
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 RUN = "scheduled__2026-11-22T18:00:00+00:00"  # an Airflow-style run id: ':' and '+' in it
@@ -57,9 +58,7 @@ def report(warehouse_dsn: str, tmp_path_factory) -> Path:
         mp.setenv("WAREHOUSE_DSN", warehouse_dsn)
         mp.setenv("REFORM_SEEDS", str(CORPUS / "seeds"))
         mp.setenv("REFORM_ARCHIVE", str(root / "archive"))
-        with psycopg.connect(warehouse_dsn) as conn:
-            conn.execute("insert into audit.pipeline_runs (run_id) values (%s)", (RUN,))
-            conn.commit()
+        open_run(warehouse_dsn, RUN)
         (root / "secret.csv").write_text("unit_code,period\n227,2024-01\n", encoding="utf-8")
         outside = landing / "dossier_stats" / ".." / ".." / "secret.csv"
         for result in ingest.load_paths([landing, outside], run_id=RUN, landing=landing, dsn=warehouse_dsn):

@@ -21,6 +21,7 @@ import pytest
 from reform_etl import ingest, reference
 from reform_etl import validation as V
 from reform_etl.transform import run_dbt
+from tests.helpers import dbt_build, dbt_flags
 
 pytestmark = pytest.mark.slow
 
@@ -112,21 +113,12 @@ def built(warehouse_dsn: str, tmp_path_factory) -> dict:
         reference.ensure_lookups(warehouse_dsn)
         outcomes = load_and_validate(warehouse_dsn, landing, "s766")
         target = tmp / "dbt-target"
-        flags = ["--target-path", str(target), "--log-path", str(target / "logs")]
-        result = run_dbt(["build", "--select", "+rpt_service_index+", "+dim_unit", "+dim_period",
-                          "--indirect-selection", "cautious", *flags], warehouse_dsn)
-        failures = [(r.node.name, r.status, r.message) for r in (result.result or [])
-                    if str(r.status) not in ("success", "pass")]
-        assert result.success, failures
+        flags = dbt_flags(target)
+        dbt_build(warehouse_dsn, target, "--select", "+rpt_service_index+", "+dim_unit", "+dim_period",
+                  "--indirect-selection", "cautious")
     finally:
         mp.undo()
     return {"dsn": warehouse_dsn, "outcomes": outcomes, "flags": flags, "tmp": tmp}
-
-
-@pytest.fixture()
-def q(built):
-    with psycopg.connect(built["dsn"], autocommit=True) as conn:
-        yield lambda query, *params: conn.execute(query, params).fetchall()
 
 
 def mart_scores(q) -> dict[tuple[str, str], tuple]:

@@ -13,13 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 
 from reform_etl import ingest
 from reform_etl import validation as V
 from reform_etl.report import build_report
-from reform_etl.transform import run_dbt
+from tests.helpers import dbt_build, open_run
 
 pytestmark = pytest.mark.slow
 
@@ -90,9 +89,7 @@ def built(warehouse_dsn: str, tmp_path_factory) -> dict:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WAREHOUSE_DSN", warehouse_dsn)
         mp.setenv("REFORM_ARCHIVE", str(root / "archive"))
-        with psycopg.connect(warehouse_dsn) as conn:
-            conn.execute("insert into audit.pipeline_runs (run_id) values (%s)", (RUN,))
-            conn.commit()
+        open_run(warehouse_dsn, RUN)
         for key, kind, name, header, rows, received in files:
             path = _write(landing, kind, name, header, rows, received)
             result = ingest.load_file(path, run_id=RUN, landing=landing, dsn=warehouse_dsn)
@@ -101,23 +98,13 @@ def built(warehouse_dsn: str, tmp_path_factory) -> dict:
             ids[key] = result.file_id
         V.warn_checks(warehouse_dsn, RUN)
         target = root / "dbt-target"
-        build = run_dbt(["build", "--select", "+rpt_submission_status", "+rpt_par_index", "+dim_unit",
-                         "--indirect-selection", "cautious",
-                         "--target-path", str(target), "--log-path", str(target / "logs")], warehouse_dsn)
-        failures = [(r.node.name, str(r.status), r.message) for r in (build.result or [])
-                    if str(r.status) not in ("success", "pass")]
-        assert build.success, failures
+        dbt_build(warehouse_dsn, target, "--select", "+rpt_submission_status", "+rpt_par_index", "+dim_unit",
+                  "--indirect-selection", "cautious")
         report = build_report(warehouse_dsn, RUN, root / "reports")
         from reform_etl import runs
 
         summary = runs.run_summary(warehouse_dsn, RUN)
     return {"dsn": warehouse_dsn, "ids": ids, "report": report, "summary": summary}
-
-
-@pytest.fixture()
-def q(built):
-    with psycopg.connect(built["dsn"], autocommit=True) as conn:
-        yield lambda query, *params: conn.execute(query, params).fetchall()
 
 
 def _status(q, unit: str, kind: str, period: str) -> tuple:

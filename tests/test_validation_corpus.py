@@ -22,6 +22,7 @@ import pytest
 
 from reform_etl import ingest
 from reform_etl import validation as V
+from tests.helpers import open_run
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 SEEDS = CORPUS / "seeds"
@@ -204,9 +205,7 @@ def corpus(warehouse_dsn: str, tmp_path_factory) -> Corpus:
         mp.setenv("REFORM_SEEDS", str(SEEDS))
         mp.setenv("REFORM_ARCHIVE", str(root / "archive"))
         mp.setenv("REFORM_LANDING", str(landing))
-        with psycopg.connect(warehouse_dsn) as conn:
-            conn.execute("insert into audit.pipeline_runs (run_id) values (%s)", (RUN,))
-            conn.commit()
+        open_run(warehouse_dsn, RUN)
         results = ingest.load_paths([landing], run_id=RUN, landing=landing, dsn=warehouse_dsn)
         # a file name that climbs out of the landing folder
         results.append(ingest.load_file(landing / "par_scores" / ".." / ".." / outside.name, run_id=RUN,

@@ -17,8 +17,8 @@ import pytest
 
 from reform_etl import ingest
 from reform_etl import validation as V
-from reform_etl.transform import run_dbt
 from reform_etl.validation import rules as R
+from tests.helpers import dbt_build
 
 RUN = "values_reach_marts"
 A, B = "07900", "07894"  # Phường Việt Trì, Phường Nông Trang (Phú Thọ, 2025 communes)
@@ -186,13 +186,9 @@ def built(warehouse_dsn: str, tmp_path_factory) -> Built:
         for result in ingest.load_paths([landing], run_id=RUN, landing=landing, dsn=warehouse_dsn):
             V.validate_file(warehouse_dsn, result.file_id, RUN)
         target = root / "dbt-target"
-        result = run_dbt(["build", "--select", "+fct_dossier_records_monthly", "+rpt_reconciliation",
-                          "+fct_it_adoption", "+fct_dossier_throughput", "+dim_unit", "+dim_period", "+dim_field",
-                          "--indirect-selection", "cautious", "--target-path", str(target),
-                          "--log-path", str(target / "logs")], warehouse_dsn)
-    failures = [(r.node.name, str(r.status), r.message) for r in (result.result or [])
-                if str(r.status) not in ("success", "pass")]
-    assert result.success, failures
+        result = dbt_build(warehouse_dsn, target, "--select", "+fct_dossier_records_monthly", "+rpt_reconciliation",
+                           "+fct_it_adoption", "+fct_dossier_throughput", "+dim_unit", "+dim_period", "+dim_field",
+                           "--indirect-selection", "cautious")
     assert "assert_dossier_records_ii06a_identities" in {r.node.name for r in result.result}
     with psycopg.connect(warehouse_dsn) as conn:
         cur = conn.execute("select * from audit.submission_files where run_id = %s", (RUN,))
