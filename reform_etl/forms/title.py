@@ -7,6 +7,7 @@ import re
 from datetime import date
 
 from reform_etl.ingest.parsing import Cell, cell_text, fold
+from reform_etl.ingest.refusal import Refusal
 
 MONTH = re.compile(r"\bthang (\d{1,2}) (?:nam )?(\d{4})\b")
 QUARTER = re.compile(r"\bquy (i{1,3}|iv|[1-4]) (?:nam )?(\d{4})\b")
@@ -16,13 +17,8 @@ YEAR = re.compile(r"\bnam (\d{4})\b")
 NOT_PERIOD = re.compile(r"thong tu|ban hanh|quyet dinh|\bngay \d{1,2} thang")
 
 
-class TitleError(Exception):
+class TitleError(Refusal):
     """The title block lacks a line, or states something that cannot be placed: `code`, bilingual `message`."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def lines(rows: list[tuple[int, list[Cell]]]) -> list[tuple[int, str]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reform_etl.ingest.parsing import Cell, cell_text, fold
+from reform_etl.ingest.refusal import Refusal
 from reform_etl.ingest.workbooks import WORKBOOK_SUFFIXES, WorkbookRefused, open_workbook
 from reform_etl.kinds import KIND_SPECS, KindSpec
 
@@ -23,13 +24,8 @@ CSV_SNIFF_BYTES = 64 * 1024
 CSV_DELIMITERS = (",", ";", "\t")
 
 
-class FileRejected(Exception):
+class FileRejected(Refusal):
     """A file-level rule failed: nothing of the file loads. `code` is stable, `message` plain words."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass

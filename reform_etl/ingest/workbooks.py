@@ -20,6 +20,7 @@ from pathlib import Path
 from python_calamine import CalamineError, CalamineWorkbook
 
 from reform_etl.ingest.parsing import Cell
+from reform_etl.ingest.refusal import Refusal
 
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE compound file: Excel 97-2003, or an encrypted .xlsx
@@ -27,13 +28,8 @@ ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
 DIMENSION = re.compile(rb'<dimension ref="([A-Z]+)([0-9]+)(?::([A-Z]+)([0-9]+))?"')
 
 
-class WorkbookRefused(Exception):
+class WorkbookRefused(Refusal):
     """A workbook that must not or cannot be read: `code` is the loader's stable code, `message` bilingual."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
