@@ -20,7 +20,7 @@ from reform_etl.ingest.readers import FileRejected, Table, open_table
 from reform_etl.ingest.registry import (
     FileResult,
     archiving_thread,
-    earlier_load,
+    claim_bytes,
     insert_file,
     register_failed,
     register_rejected,
@@ -84,11 +84,7 @@ def load_file(path: Path, run_id: str | None = None, landing: Path | None = None
     facts = read_bytes(resolved)
     digest = facts.sha256
     with connect(dsn) as conn:
-        # Serialise on the content: two loaders given the same bytes load them once.
-        conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (digest,))
-        earlier = earlier_load(conn, digest, resolved, run_id)
-        if earlier:
-            conn.commit()
+        if earlier := claim_bytes(conn, digest, resolved, run_id):
             return earlier
         if kind is None:
             conn.rollback()

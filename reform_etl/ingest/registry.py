@@ -35,7 +35,18 @@ class FileResult:
         return asdict(self)
 
 
-def earlier_load(conn: psycopg.Connection, digest: str, path: Path, run_id: str | None) -> FileResult | None:
+def claim_bytes(conn: psycopg.Connection, digest: str, path: Path, run_id: str | None) -> FileResult | None:
+    """Serialise on the content, so that two loaders given the same bytes load them once; then what became
+    of these bytes before (committed, the lock with it), or None: go on, holding the lock until this
+    transaction ends."""
+    conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (digest,))
+    earlier = _earlier_load(conn, digest, path, run_id)
+    if earlier:
+        conn.commit()
+    return earlier
+
+
+def _earlier_load(conn: psycopg.Connection, digest: str, path: Path, run_id: str | None) -> FileResult | None:
     """What became of the same bytes before: the same path again is reported as it was; another path is
     registered as a duplicate belonging to this run (so its summary and report count it)."""
     row = conn.execute(
@@ -107,10 +118,7 @@ def register_rejected(dsn: str, path: Path, kind: str | None, run_id: str | None
     digest is that of the path, their size and time the link's own (lstat), so the same path offered
     again is reported as it was, not registered twice."""
     with connect(dsn) as conn:
-        conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (digest,))
-        earlier = earlier_load(conn, digest, path, run_id)
-        if earlier:
-            conn.commit()
+        if earlier := claim_bytes(conn, digest, path, run_id):
             return earlier
         size, received = _stat_facts(path, follow=readable)
         file_id = conn.execute(
