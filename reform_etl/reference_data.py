@@ -78,35 +78,9 @@ def unit_rows() -> list[dict[str, str]]:
     for p in legacy_provinces:
         new = new_provinces[successor_key[p["provinceKey"]]]
         legacy_province_of[p["provinceCode"]] = p
-        rows.append(
-            _unit(
-                p["provinceCode"],
-                p["province"],
-                _province_type(p["province"]),
-                "province",
-                p["provinceCode"],
-                p["province"],
-                "",
-                BEGINNING,
-                LEGACY_END,
-                new["provinceCode"],
-            )
-        )
+        rows.append(_province(p, BEGINNING, LEGACY_END, new["provinceCode"]))
     for p in new_provinces.values():
-        rows.append(
-            _unit(
-                p["provinceCode"],
-                p["province"],
-                _province_type(p["province"]),
-                "province",
-                p["provinceCode"],
-                p["province"],
-                "",
-                REFORM_DATE.isoformat(),
-                END_OF_TIME,
-                "",
-            )
-        )
+        rows.append(_province(p, REFORM_DATE.isoformat(), END_OF_TIME, ""))
     for d in query(
         "select distinct districtCode, district, districtType, provinceCode, province, provinceKey "
         "from admin_units_legacy order by districtCode"
@@ -147,6 +121,13 @@ def unit_rows() -> list[dict[str, str]]:
 
 def _province_type(name: str) -> str:
     return "Thành phố" if name.startswith("Thành phố") else "Tỉnh"
+
+
+def _province(p: dict[str, str], valid_from: str, valid_to: str, successor: str) -> dict[str, str]:
+    """A province of either registry (a row of `admin_units` / `admin_units_legacy`): its own province."""
+    name = p["province"]
+    return _unit(p["provinceCode"], name, _province_type(name), "province", p["provinceCode"], name, "",
+                 valid_from, valid_to, successor)
 
 
 def _unit(code, name, unit_type, level, province_code, province_name, parent, valid_from, valid_to, successor):
