@@ -153,7 +153,6 @@ def naive_baseline(dsn: str, path: Path, rows: int) -> float:
 
     from reform_etl import reference
     from reform_etl.config import settings
-    from reform_etl.validation.rules import CHANNELS
     from reform_etl.warehouse import sqlalchemy_url
 
     seeds = settings().seeds
@@ -163,6 +162,14 @@ def naive_baseline(dsn: str, path: Path, rows: int) -> float:
     windows["valid_to"] = pd.to_datetime(windows["valid_to"])
     fields = {r["field_code"] for r in reference.read_seed(seeds / "fields.csv") if r.get("field_code")}
     today = pd.Timestamp.now(tz="Asia/Ho_Chi_Minh").normalize().tz_localize(None)
+    with psycopg.connect(dsn) as conn:  # the names raw.channel_of reads, folded as raw.fold_name folds a cell
+        channels = {name for (name,) in conn.execute("select name from raw.channel_names()")}
+    accents = dict.fromkeys(map(ord, "\u0300\u0301\u0303\u0309\u0323\u0306\u0302\u031b"))
+    marks = str.maketrans({"\u0111": "d", "\u0110": "D", **accents})
+
+    def fold(column):
+        folded = column.str.strip().str.normalize("NFD").str.translate(marks).str.lower()
+        return folded.str.replace(r"\s+", " ", regex=True)
 
     started = time.perf_counter()
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=rows)
@@ -183,7 +190,7 @@ def naive_baseline(dsn: str, path: Path, rows: int) -> float:
         | received.isna()  # period_invalid
         | (day > today)  # period_in_future
         | ~frame["field_code"].isin(fields)  # field_code_unknown
-        | ~frame["channel"].str.lower().isin(CHANNELS)  # channel_unknown
+        | ~fold(frame["channel"]).isin(channels)  # channel_unknown
         | ((frame["due_at"] != "") & due.isna()) | ((frame["completed_at"] != "") & completed.isna())  # date_invalid
         | frame["dossier_id"].duplicated(keep=False)  # duplicate_key_in_file
     )
