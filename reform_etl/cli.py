@@ -178,8 +178,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     from reform_etl import progress
     from reform_etl.backfill import backfill
+    from reform_etl.transform.dbt import environment
 
-    with progress.shown(console):
+    # dbt's line per model gives way to the progress; its errors still show (DBT_QUIET=False: every line)
+    with progress.shown(console), environment({"DBT_QUIET": os.environ.get("DBT_QUIET", "True")}):
         summary = backfill(args.period_from, args.period_to, dsn=args.dsn)
     console.print(f"[bold]backfill {summary['period_from']} .. {summary['period_to']}[/]: marts rebuilt from raw "
                   f"in {summary['seconds']:.0f} s / dựng lại các bảng mart từ dữ liệu thô")

@@ -57,11 +57,16 @@ class NightlyResult:
     ok = succeeded
 
     def task_table(self) -> str:
-        width = max((len(t.label) for t in self.tasks), default=10)
+        """One line per task in DAG order; a dbt group whose every task was skipped (nothing new) is one line."""
+        group = [t for t in self.tasks if t.task_id.startswith(f"{DBT_GROUP_ID}.")]
+        rows = [(t.label, t.state, f"{t.duration:.1f}" if t.duration is not None else "-") for t in self.tasks
+                if not (group and t in group and {g.state for g in group} == {"skipped"})]
+        if group and {g.state for g in group} == {"skipped"}:
+            at = self.tasks.index(group[0])
+            rows.insert(at, (f"{DBT_GROUP_ID}.* ({len(group)} tasks)", "skipped", "-"))
+        width = max((len(label) for label, _, _ in rows), default=10)
         lines = [f"{'task':<{width}}  {'state':<16} {'seconds':>8}"]
-        for t in self.tasks:
-            secs = f"{t.duration:.1f}" if t.duration is not None else "-"
-            lines.append(f"{t.label:<{width}}  {t.state:<16} {secs:>8}")
+        lines += [f"{label:<{width}}  {state:<16} {secs:>8}" for label, state, secs in rows]
         return "\n".join(lines)
 
     def render(self) -> str:
@@ -198,7 +203,9 @@ def _dbt_group_progress(dag, mark_success_pattern: str | None) -> Iterator[None]
     group = [t for t in dag.task_ids if t.startswith(prefix) and not (skip and skip.fullmatch(t))]
 
     class Listener:
-        started = False
+        def __init__(self) -> None:
+            self.started = False
+            self.done: set[str] = set()  # a task retried counts once
 
         @hookimpl
         def on_task_instance_running(self, previous_state, task_instance) -> None:
@@ -209,15 +216,23 @@ def _dbt_group_progress(dag, mark_success_pattern: str | None) -> Iterator[None]
                 progress.total("dbt_tasks", len(group))
             progress.current("dbt_tasks", task_instance.task_id.removeprefix(prefix))
 
-        @hookimpl
-        def on_task_instance_success(self, previous_state, task_instance) -> None:
-            if task_instance.task_id.startswith(prefix):
+        def _done(self, task_instance) -> None:
+            task_id = task_instance.task_id
+            if task_id.startswith(prefix) and task_id not in self.done:
+                self.done.add(task_id)
                 progress.step("dbt_tasks")
 
         @hookimpl
+        def on_task_instance_success(self, previous_state, task_instance) -> None:
+            self._done(task_instance)
+
+        @hookimpl
         def on_task_instance_failed(self, previous_state, task_instance, error) -> None:
-            if task_instance.task_id.startswith(prefix):
-                progress.step("dbt_tasks")
+            self._done(task_instance)
+
+        @hookimpl
+        def on_task_instance_skipped(self, previous_state, task_instance) -> None:
+            self._done(task_instance)
 
     listener = Listener()
     manager = get_listener_manager()
