@@ -59,7 +59,7 @@ class Reporter:
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("[dim]{task.fields[detail]}"), TimeElapsedColumn(),
-                console=self.console, transient=False)
+                console=self.console, transient=False, refresh_per_second=4)
 
     def start(self) -> None:
         if self._progress is not None:

@@ -57,7 +57,7 @@ def _cli(args: list[str], dsn: str, reports: Path) -> str:
     proc = subprocess.run([REFORM_ETL, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=3600)
     print(f"\n$ reform-etl {' '.join(args)} -> exit {proc.returncode}, {len(proc.stdout):,} characters\n"
-          f"{proc.stdout[-6000:]}")
+          f"{proc.stdout}")
     assert proc.returncode == 0, proc.stdout[-4000:]
     return proc.stdout
 
