@@ -48,12 +48,38 @@ def backfill(period_from: str, period_to: str, dsn: str | None = None) -> dict:
         run_dbt(["build", "--exclude", "resource_type:seed", "--vars", dbt_vars], dsn, check=True)
     except Exception as exc:
         close_transform(run_id, "failed", ("backfill",), dsn=dsn)
-        runs.finish_run(dsn, run_id, "failed", str(exc)[-4000:])
+        runs.finish_run(dsn, run_id, "failed", str(exc)[-4000:], _report(dsn, run_id))
         raise
     close_transform(run_id, "success", ("backfill",), dsn=dsn)
-    summary = runs.finish_run(dsn, run_id, "success")
-    summary.update({"period_from": start, "period_to": end, "seconds": round(time.monotonic() - started, 1)})
+    # the same run report as a night's (reports/<run>/index.html), which says how the backfill ended
+    summary = runs.finish_run(dsn, run_id, "success", report_path=_report(dsn, run_id))
+    summary.update({"period_from": start, "period_to": end, "seconds": round(time.monotonic() - started, 1),
+                    "marts": mart_rows(dsn)})
     return summary
+
+
+def _report(dsn: str, run_id: str) -> str | None:
+    from reform_etl import runs
+
+    try:
+        return runs.build_report(dsn, run_id)
+    except Exception:  # the backfill's own outcome stands without its page
+        log.warning("could not write the report of %s", run_id, exc_info=True)
+        return None
+
+
+def mart_rows(dsn: str) -> dict[str, int]:
+    """Rows in each table of the marts schema now (what a backfill leaves)."""
+    from psycopg import sql
+
+    from reform_etl.warehouse import connect
+
+    with connect(dsn) as conn:
+        names = [name for (name,) in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts' "
+            "and table_type = 'BASE TABLE' order by table_name")]
+        return {name: conn.execute(sql.SQL("select count(*) from marts.{}").format(sql.Identifier(name))).fetchone()[0]
+                for name in names}
 
 
 def _record_backfill(run_id: str, start: str, end: str, dsn: str) -> None:

@@ -12,12 +12,13 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reform_etl.config import settings
+from reform_etl.config import TIMEZONE, settings
 
 console = Console()
 
@@ -78,8 +79,13 @@ def cmd_load(args: argparse.Namespace) -> int:
     landing = Path(args.landing or settings().landing).resolve()
     results = ingest.load_paths([Path(p) for p in args.paths], run_id=run_id, landing=landing, dsn=args.dsn)
     if not args.no_validate:
-        for file_id in runs.files_awaiting_validation(args.dsn):
-            runs.validate_file(args.dsn, file_id, run_id)
+        from reform_etl import progress
+
+        with progress.shown(console):
+            awaiting = runs.files_awaiting_validation(args.dsn)
+            progress.total("validated", len(awaiting))
+            for file_id in awaiting:
+                runs.validate_file(args.dsn, file_id, run_id)
         runs.warn_checks(args.dsn, run_id)
     _summary_tables(runs.finish_run(args.dsn, run_id, report_path=None if args.no_validate else
                                     runs.build_report(args.dsn, run_id)))
@@ -106,6 +112,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def local_minute(value: datetime | None, since: datetime | None = None) -> str:
+    """A time in the provinces' zone, to the minute, with the zone: '2026-12-02 22:41 +07'; only the hour when
+    it is the same day as `since`."""
+    if value is None:
+        return ""
+    zone = ZoneInfo(TIMEZONE)
+    local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
+    if since is not None and local.date() == (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(
+            zone).date():
+        return f"{local:%H:%M %Z}"
+    return f"{local:%Y-%m-%d %H:%M %Z}"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from reform_etl.warehouse import connect
 
@@ -116,12 +135,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         files = conn.execute(
             "select file_id, kind, file_name, status, rows_total, rows_loaded, rows_quarantined, warnings, error_code "
             "from audit.submission_files order by file_id desc limit %s", (args.limit * 5,)).fetchall()
-    table = Table(title="Last runs")
+    table = Table(title=f"Last runs (giờ / times {TIMEZONE})")
     for column in ("run", "status", "started", "ended", "error"):
         table.add_column(column)
     for run_id, status, started, ended, error in runs:
-        table.add_row(run_id, status, f"{started:%Y-%m-%d %H:%M:%S}", f"{ended:%H:%M:%S}" if ended else "",
-                      (error or "")[:60])
+        table.add_row(run_id, status, local_minute(started), local_minute(ended, since=started), (error or "")[:60])
     console.print(table)
     table = Table(title="Last files")
     for column in ("id", "kind", "file", "status", "rows", "loaded", "quarantined", "warnings", "reason"):
@@ -158,10 +176,22 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
+    from reform_etl import progress
     from reform_etl.backfill import backfill
+    from reform_etl.transform.dbt import environment
 
-    result = backfill(args.period_from, args.period_to, dsn=args.dsn)
-    console.print(result)
+    # dbt's line per model gives way to the progress; its errors still show (DBT_QUIET=False: every line)
+    with progress.shown(console), environment({"DBT_QUIET": os.environ.get("DBT_QUIET", "True")}):
+        summary = backfill(args.period_from, args.period_to, dsn=args.dsn)
+    console.print(f"[bold]backfill {summary['period_from']} .. {summary['period_to']}[/]: marts rebuilt from raw "
+                  f"in {summary['seconds']:.0f} s / dựng lại các bảng mart từ dữ liệu thô")
+    marts = Table(title="Rows per mart now / số dòng mỗi bảng mart")
+    marts.add_column("mart")
+    marts.add_column("rows", justify="right")
+    for name, count in summary.get("marts", {}).items():
+        marts.add_row(name, f"{count:,}")
+    console.print(marts)
+    _summary_tables(summary)
     return 0
 
 

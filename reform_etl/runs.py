@@ -15,7 +15,7 @@ from pathlib import Path
 
 from psycopg.types.json import Jsonb
 
-from reform_etl import ingest
+from reform_etl import ingest, progress
 from reform_etl.config import settings
 from reform_etl.transform.decision import transform_summary
 from reform_etl.warehouse import connect, redacted
@@ -116,14 +116,24 @@ def discover(dsn: str, landing: str | Path, run_id: str | None = None) -> list[s
     if run_id:
         heartbeat(dsn, run_id)
         _note_waiting(dsn, run_id, [str(p) for p in found.waiting])
+    progress.total("files", len(found.fresh))
     return [str(p) for p in found.fresh]
+
+
+def _label(path: str | Path) -> str:
+    """`kind/file name`: a file as the progress shows it."""
+    return "/".join(Path(path).parts[-2:])
 
 
 def load_file(dsn: str, path: str, run_id: str, landing: str | Path) -> dict:
     heartbeat(dsn, run_id)
+    progress.current("files", _label(path))
     result = ingest.load_file(Path(path), run_id=run_id, landing=Path(landing), dsn=dsn)
     if result.status == "waiting":  # it changed while it was read: listed with the files still being written
         _note_waiting(dsn, run_id, [result.path])
+    progress.step("files", _label(path))
+    if result.status == "loaded":  # it goes on to validation
+        progress.total("validated", 1, add=True)
     return result.as_dict()
 
 
@@ -141,7 +151,10 @@ def validate_file(dsn: str, file_id: int, run_id: str) -> dict:
     from reform_etl import validation
 
     heartbeat(dsn, run_id)
-    return validation.validate_file(dsn, file_id, run_id)
+    progress.current("validated", f"file #{file_id}")
+    result = validation.validate_file(dsn, file_id, run_id)
+    progress.step("validated")
+    return result
 
 
 def warn_checks(dsn: str, run_id: str) -> dict:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reform_etl import progress
 from reform_etl.orchestration.airflow_home import dags_folder, prepare_airflow
 from reform_etl.orchestration.dag_config import NIGHTLY_DAG_ID, REFERENCE_DAG_ID
+from reform_etl.orchestration.quiet import quieted
 from reform_etl.orchestration.run_ids import run_id_for
 from reform_etl.orchestration.tasks import dbt_text, resolve_landing
 from reform_etl.transform.dbt import environment
@@ -27,10 +31,11 @@ class TaskState:
     state: str
     duration: float | None
     try_number: int
+    map_label: str | None = None  # a mapped load's `kind/file name` (map_index_template)
 
     @property
     def label(self) -> str:
-        return self.task_id + (f"[{self.map_index}]" if self.map_index >= 0 else "")
+        return self.task_id + (f"[{self.map_label or self.map_index}]" if self.map_index >= 0 else "")
 
 
 @dataclass
@@ -52,11 +57,16 @@ class NightlyResult:
     ok = succeeded
 
     def task_table(self) -> str:
-        width = max((len(t.label) for t in self.tasks), default=10)
+        """One line per task in DAG order; a dbt group whose every task was skipped (nothing new) is one line."""
+        group = [t for t in self.tasks if t.task_id.startswith(f"{DBT_GROUP_ID}.")]
+        rows = [(t.label, t.state, f"{t.duration:.1f}" if t.duration is not None else "-") for t in self.tasks
+                if not (group and t in group and {g.state for g in group} == {"skipped"})]
+        if group and {g.state for g in group} == {"skipped"}:
+            at = self.tasks.index(group[0])
+            rows.insert(at, (f"{DBT_GROUP_ID}.* ({len(group)} tasks)", "skipped", "-"))
+        width = max((len(label) for label, _, _ in rows), default=10)
         lines = [f"{'task':<{width}}  {'state':<16} {'seconds':>8}"]
-        for t in self.tasks:
-            secs = f"{t.duration:.1f}" if t.duration is not None else "-"
-            lines.append(f"{t.label:<{width}}  {t.state:<16} {secs:>8}")
+        lines += [f"{label:<{width}}  {state:<16} {secs:>8}" for label, state, secs in rows]
         return "\n".join(lines)
 
     def render(self) -> str:
@@ -102,15 +112,18 @@ def run_dag(dag_id: str, logical_date: datetime | None = None, conf: dict | None
            runs.OWNER_ENV: runs.this_process(),
            # dbt prints every model's progress to the terminal; errors still show. DBT_QUIET=False for all.
            "DBT_QUIET": os.environ.get("DBT_QUIET", "True")}
-    with environment(env):
+    # quieted: before the DAG file is parsed (Cosmos warns while it builds the dbt group)
+    with environment(env), quieted():
         ensure_manifest()
         prepare_airflow()
         dag = load_dag(dag_id)
         logical_date = logical_date or datetime.now(UTC)
         started = time.monotonic()
-        dag_run = dag.test(logical_date=logical_date, run_conf=conf or {}, mark_success_pattern=mark_success_pattern)
+        with progress.shown(), _dbt_group_progress(dag, mark_success_pattern):
+            dag_run = dag.test(logical_date=logical_date, run_conf=conf or {},
+                               mark_success_pattern=mark_success_pattern)
         seconds = time.monotonic() - started
-        tasks = _task_states(dag_run)
+        tasks = _task_states(dag_run, dag_order(dag))
         run_id = run_id_for(dag_id, logical_date, dag_run.run_id)
         summary, error = _audit_run(run_id, dsn)
     state = str(getattr(dag_run.state, "value", dag_run.state))
@@ -144,27 +157,90 @@ def run_reference_data(force: bool = True, dsn: str | None = None) -> NightlyRes
     return run_dag(REFERENCE_DAG_ID, conf={"force": force}, dsn=dsn)
 
 
-def _task_states(dag_run) -> list[TaskState]:
+def _task_states(dag_run, order: list[str]) -> list[TaskState]:
+    """The run's task instances in DAG order (`order`), a mapped task's instances by map index."""
     from airflow.utils.session import create_session
 
     with create_session() as session:
         tis = dag_run.get_task_instances(session=session)
         out = [
-            TaskState(ti.task_id, ti.map_index, str(getattr(ti.state, "value", ti.state)), ti.duration, ti.try_number)
+            TaskState(ti.task_id, ti.map_index, str(getattr(ti.state, "value", ti.state)), ti.duration, ti.try_number,
+                      getattr(ti, "rendered_map_index", None))
             for ti in tis
         ]
-    order = {tid: i for i, tid in enumerate(_topological(dag_run))}
-    return sorted(out, key=lambda t: (order.get(t.task_id, 10**6), t.task_id, t.map_index))
+    rank = {tid: i for i, tid in enumerate(order)}
+    return sorted(out, key=lambda t: (rank.get(t.task_id, len(rank)), t.task_id, t.map_index))
 
 
-def _topological(dag_run) -> list[str]:
+def dag_order(dag) -> list[str]:
+    """Task ids in topological order, a task group's tasks in their own order where the group stands."""
+    from airflow.sdk.definitions.taskgroup import TaskGroup
+
+    def walk(group) -> Iterator[str]:
+        for node in group.topological_sort():
+            if isinstance(node, TaskGroup):
+                yield from walk(node)
+            else:
+                yield node.task_id
+
+    return list(walk(dag.task_group))
+
+
+@contextmanager
+def _dbt_group_progress(dag, mark_success_pattern: str | None) -> Iterator[None]:
+    """Cosmos runs one task per dbt model: its progress is the dbt group's tasks done / to do.
+
+    An Airflow listener (dag.test() runs every task in this process, and the task runner calls the
+    listeners): the count starts with the group's first task, so a night that skips dbt shows none.
+    """
+    import re
+
+    from airflow.sdk._shared.listeners import hookimpl
+    from airflow.sdk.listener import get_listener_manager
+
+    prefix = f"{DBT_GROUP_ID}."
+    skip = re.compile(mark_success_pattern) if mark_success_pattern else None
+    group = [t for t in dag.task_ids if t.startswith(prefix) and not (skip and skip.fullmatch(t))]
+
+    class Listener:
+        def __init__(self) -> None:
+            self.started = False
+            self.done: set[str] = set()  # a task retried counts once
+
+        @hookimpl
+        def on_task_instance_running(self, previous_state, task_instance) -> None:
+            if not task_instance.task_id.startswith(prefix):
+                return
+            if not self.started:
+                self.started = True
+                progress.total("dbt_tasks", len(group))
+            progress.current("dbt_tasks", task_instance.task_id.removeprefix(prefix))
+
+        def _done(self, task_instance) -> None:
+            task_id = task_instance.task_id
+            if task_id.startswith(prefix) and task_id not in self.done:
+                self.done.add(task_id)
+                progress.step("dbt_tasks")
+
+        @hookimpl
+        def on_task_instance_success(self, previous_state, task_instance) -> None:
+            self._done(task_instance)
+
+        @hookimpl
+        def on_task_instance_failed(self, previous_state, task_instance, error) -> None:
+            self._done(task_instance)
+
+        @hookimpl
+        def on_task_instance_skipped(self, previous_state, task_instance) -> None:
+            self._done(task_instance)
+
+    listener = Listener()
+    manager = get_listener_manager()
+    manager.add_listener(listener)
     try:
-        from airflow.models.dagbag import DBDagBag
-
-        dag = DBDagBag().get_dag_for_run(dag_run, session=None)
-        return [t.task_id for t in dag.topological_sort()]
-    except Exception:
-        return []
+        yield
+    finally:
+        manager.pm.unregister(listener)
 
 
 def _audit_run(run_id: str, dsn: str) -> tuple[dict, str | None]:

@@ -69,6 +69,8 @@ def run_dbt(args: list[str], dsn: str | None = None, *, project: Path | None = N
     """
     from dbt.cli.main import dbtRunner
 
+    from reform_etl import progress
+
     project = project or dbt_project.project_dir()
     env = dbt_env(dsn, project)
     full = [*args]
@@ -78,7 +80,7 @@ def run_dbt(args: list[str], dsn: str | None = None, *, project: Path | None = N
         full += ["--profiles-dir", env["DBT_PROFILES_DIR"]]
     log.info("running dbt %s", " ".join(args))
     with environment(env):
-        result = dbtRunner().invoke(full)
+        result = dbtRunner(callbacks=[progress.dbt_callback]).invoke(full)  # models built / to build
     if check and not result.success:
         failed = [f"{r.node.name}: {r.message}" for r in (getattr(result.result, "results", None) or [])
                   if str(getattr(r.status, "value", r.status)) in ("error", "fail")]
