@@ -16,15 +16,16 @@ import pytest
 from reform_etl import orchestration, transform
 from tests.test_dags import SMALL, _cut
 
+# Paths the process opened while the night ran. An audit hook cannot be removed, so it is added once, when
+# the test starts (not at import), and records nothing outside the night: the rest of the session pays one
+# comparison per open.
 OPENED: list[str] = []
+_WATCHING: list[bool] = []
 
 
 def _audit_open(event: str, args: tuple) -> None:
-    if event == "open" and args and isinstance(args[0], str | bytes | os.PathLike):
+    if _WATCHING and event == "open" and args and isinstance(args[0], str | bytes | os.PathLike):
         OPENED.append(os.fsdecode(args[0]))
-
-
-sys.addaudithook(_audit_open)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,12 @@ def test_a_nightly_over_faulty_landing_files_succeeds_and_reports_each(airflow_h
     monkeypatch.setenv("REFORM_REPORTS", str(tmp_path / "reports"))
     monkeypatch.setenv("REFORM_ARCHIVE", str(tmp_path / "archive"))
     OPENED.clear()
-    result = orchestration.run_nightly(landing, logical_date=datetime.now(UTC), dsn=dsn, skip_dbt_tests=True)
+    sys.addaudithook(_audit_open)
+    _WATCHING.append(True)
+    try:
+        result = orchestration.run_nightly(landing, logical_date=datetime.now(UTC), dsn=dsn, skip_dbt_tests=True)
+    finally:
+        _WATCHING.clear()
     assert result.succeeded, result.render()
     assert not {str(secret), "/etc/hostname"} & set(OPENED)
     summary = result.summary
