@@ -1,4 +1,4 @@
-"""The transform stage: running dbt, its manifest, the seeds, and the full/refresh/skip decision."""
+"""The transform stage: running dbt, its manifest, the seeds, and the full/partial/refresh/skip decision."""
 
 from reform_etl.transform.dbt import dbt_env, environment, run_dbt
 from reform_etl.transform.decision import (
@@ -9,11 +9,11 @@ from reform_etl.transform.decision import (
     DBT_REFRESH_TASK_ID,
     DBT_WORDS,
     DbtDecision,
+    build_selected,
     close_transform,
     decide_dbt,
     local_today,
     project_fingerprint,
-    refresh_dbt,
     transform_summary,
 )
 from reform_etl.transform.manifest import ensure_manifest, manifest_is_stale
@@ -29,6 +29,6 @@ __all__ = [
     "AS_OF_DATE_ENV", "AS_OF_TAG", "DBT_GROUP_ID", "DBT_MODES", "DBT_REFRESH_TASK_ID", "DBT_WORDS", "DbtDecision",
     "close_transform", "dbt_env", "decide_dbt", "ensure_manifest", "environment",
     "last_seeds_fingerprint", "load_seeds", "local_today", "manifest_is_stale",
-    "project_fingerprint", "record_seeds_loaded", "refresh_dbt", "run_dbt", "seeds_changed",
+    "project_fingerprint", "record_seeds_loaded", "build_selected", "run_dbt", "seeds_changed",
     "seeds_fingerprint", "transform_summary",
 ]
