@@ -315,6 +315,17 @@ def transform_summary(run_id: str, dsn: str | None = None) -> dict | None:
             "as_of_date": str(row["as_of_date"]), "kinds": row.get("kinds"), "selection": row.get("selection")}
 
 
+def _close_row(transform_id: int, status: str, dsn: str) -> None:
+    """This build's row, even if `finish` already closed it failed: an operator who clears the failed
+    task of a night in the UI and gets it to succeed has built the marts."""
+    from reform_etl.warehouse import connect
+
+    with connect(dsn) as conn:
+        conn.execute("update audit.transform_runs set status = %s, ended_at = now() where transform_id = %s",
+                     (status, transform_id))
+        conn.commit()
+
+
 def build_selected(run_id: str, dsn: str | None = None) -> str:
     """`dbt build --select <selection>` of the run's open partial or refresh row (reform_etl.transform.dbt.run_dbt),
     seeds excluded; the tests of the selected models run with them. Closes the row success / failed."""
@@ -341,9 +352,9 @@ def build_selected(run_id: str, dsn: str | None = None) -> str:
                       if str(getattr(r.status, "value", r.status)) in ("error", "fail")]
             raise RuntimeError(f"dbt build --select {selection} failed: {result.exception or failed}")
     except BaseException:
-        close_transform(run_id, "failed", (mode,), dsn=dsn)
+        _close_row(row["transform_id"], "failed", dsn)
         raise
-    close_transform(run_id, "success", (mode,), dsn=dsn)
+    _close_row(row["transform_id"], "success", dsn)
     built = [r.node.name for r in (result.result or []) if r.node.resource_type == "model"]
     tests = sum(1 for r in (result.result or []) if r.node.resource_type == "test")
     verb = "built" if mode == "partial" else "refreshed"
