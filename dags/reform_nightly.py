@@ -6,9 +6,11 @@ fails never blocks the others; dbt starts once every file is done, whatever beca
 the run's cross-file warning checks (`cross_file_checks`) have run on what they left.
 
 Between the gates and dbt, `decide_dbt` branches (reform_etl.transform.decision.decide_dbt, recorded in
-audit.transform_runs): a full build (the Cosmos group, one `dbt build` task per model) when anything
-reached the registry or the seeds since the last successful full build, a refresh of the
-date-dependent models (`dbt_refresh`, one task) when only the date changed, nothing otherwise.
+audit.transform_runs): a full build (the Cosmos group, one `dbt build` task per model) when the seeds,
+the dbt code or a file already built changed, or the last build failed; one plain task, `dbt_refresh`,
+otherwise: a partial build (`dbt build --select` the models downstream of the new files' kinds and
+the date-dependent ones, with their tests) when the only change is new files, a refresh of the
+date-dependent models when only the date changed; nothing when nothing changed.
 Skipped dbt tasks skip everything after them in the group; `report` and `finish` always run.
 """
 
@@ -97,7 +99,7 @@ with DAG(
 
     @task.branch
     def decide_dbt(run: dict, seeds_reloaded: bool) -> str | None:
-        """full -> the dbt group's root tasks; refresh -> dbt_refresh; skip -> neither."""
+        """full -> the dbt group's root tasks; partial, refresh -> dbt_refresh; skip -> neither."""
         return orc.task_decide_dbt(run, seeds_reloaded)
 
     dbt = DbtTaskGroup(
@@ -116,7 +118,8 @@ with DAG(
 
     @task(task_id=orc.DBT_REFRESH_TASK_ID, retries=0)  # a failing model is not transient
     def dbt_refresh(run: dict) -> str:
-        return orc.task_refresh_dbt(run)
+        """A partial build or a refresh: `dbt build --select` the selection decide_dbt recorded."""
+        return orc.task_build_selected(run)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def report(run: dict) -> str:

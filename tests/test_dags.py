@@ -263,11 +263,14 @@ def _dbt_states(result) -> dict[str, str]:
 def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, e2e_dsn, monkeypatch):
     """A loader crash on one file: the others reach the marts, the failure is in audit, the run is failed.
 
-    Then the same night is re-run without the fault: the crashed file loads, the run succeeds with
-    every dbt test, and the marts hold every file. A third run of that night has nothing new: dbt is
-    skipped (every dbt task skipped, report and finish run), the run succeeds in seconds and changes
-    no mart. A fourth run on another day (REFORM_AS_OF_DATE) refreshes only the date-dependent models.
-    (Run one builds the models without their dbt tests, to save time; the second runs them all.)
+    Then the same night is re-run without the fault: the crashed file loads, and since it is the only
+    new file, dbt builds only the models downstream of its kind (and the date-dependent ones) with
+    their tests; the run succeeds, the marts hold every file and equal what a full rebuild gives.
+    A third run of that night has nothing new: dbt is skipped (every dbt task skipped, report and
+    finish run), the run succeeds in seconds and changes no mart. A fourth run on another day
+    (REFORM_AS_OF_DATE) refreshes only the date-dependent models. A fifth brings one correction row:
+    a partial build again, the corrected value reaches the mart; a sixth, nothing new, skips.
+    (Run one builds the models without their dbt tests, to save time.)
     """
     from reform_etl.ingest import load as ingest_load
 
@@ -306,16 +309,17 @@ def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, 
     files = dict(_rows(e2e_dsn, "select file_name, status from audit.submission_files"))
     assert files[Path(CRASH_FILE).name] == "failed"
 
-    # Re-run the same night without the fault: a file reached the registry, so dbt builds in full.
+    # Re-run the same night without the fault: the crashed file is the only new one, the files the
+    # full build saw are unchanged, so dbt builds only what its kind (dossier_stats) reaches.
     monkeypatch.setattr(ingest_load, "_load", real_load)
+    oids = _relation_oids(e2e_dsn)
     started = time.monotonic()
-    second = orchestration.run_nightly(small_landing, logical_date=night, dsn=e2e_dsn)  # with every dbt test
+    second = orchestration.run_nightly(small_landing, logical_date=night, dsn=e2e_dsn)
     print(f"\nre-run of the night: {second.state} in {time.monotonic() - started:.1f} s\n{second.render()}")
     assert second.state == "success", second.render()
     assert second.run_id == first.run_id  # one audit row per night
     assert [t.state for t in second.tasks if t.task_id == "per_file.load"] == ["success"]
-    assert second.dbt_mode == "full" and "new file(s)" in second.summary["dbt"]["reason"], second.summary
-    assert set(_dbt_states(second).values()) == {"success"}
+    _assert_partial(e2e_dsn, second, ["dossier_stats"], oids)
     assert _rows(e2e_dsn, "select status from audit.pipeline_runs where run_id = %s", second.run_id)[0][0] == "success"
     crash_units = {r[0] for r in _rows(
         e2e_dsn, "select distinct r.unit_code from raw.dossier_stats r join audit.submission_files f "
@@ -325,6 +329,11 @@ def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, 
     assert {u.zfill(3) for u in crash_units} & mart_units
     summary = second.summary
     assert summary.get("report") and Path(summary["report"]).exists()
+    assert "partial build" in Path(summary["report"]).read_text(encoding="utf-8")
+    # What the partial build left in the marts is what a full build of the project gives.
+    partial_marts = _mart_fingerprint(e2e_dsn)
+    transform.run_dbt(["run", "--exclude", "resource_type:seed"], e2e_dsn, check=True)
+    assert _mart_fingerprint(e2e_dsn) == partial_marts
 
     # A third run of the same night, nothing new, same day: dbt is skipped, the marts do not change.
     before = _mart_fingerprint(e2e_dsn)
@@ -367,6 +376,60 @@ def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, 
     assert _mart_fingerprint(e2e_dsn) == before  # the warehouse's own clock did not move
     rebuilt = {name for name, oid in _relation_oids(e2e_dsn).items() if oids.get(name) != oid}
     assert rebuilt == {"intermediate.int_submissions__expected", "marts.rpt_submission_status"}, rebuilt
+
+    # One correction row (issue 20): unit x month of the half-year file sent again, two counts moved
+    # between columns (totals unchanged). Only that file is new: a partial build, and the value
+    # reaches the mart.
+    with (small_landing / SMALL_STATS).open(newline="", encoding="utf-8") as f:
+        header, first_row = list(csv.reader(f))[:2]
+    row = dict(zip(header, first_row, strict=True))
+    corrected = int(row["resolved_on_time"]) + 1
+    row.update(resolved_on_time=str(corrected), resolved_early=str(int(row["resolved_early"]) - 1))
+    correction = small_landing / "dossier_stats" / "zz_correction_2025.csv"
+    with correction.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, [row[c] for c in header]])
+    oids = _relation_oids(e2e_dsn)
+    started = time.monotonic()
+    fifth = orchestration.run_nightly(small_landing, logical_date=night + timedelta(days=1), dsn=e2e_dsn)
+    print(f"\none correction row: {fifth.state} in {time.monotonic() - started:.1f} s\n{fifth.render()}")
+    assert fifth.state == "success", fifth.render()
+    _assert_partial(e2e_dsn, fifth, ["dossier_stats"], oids)
+    in_mart = _rows(e2e_dsn, "select resolved_on_time from marts.fct_dossier_throughput "
+                    "where unit_code = %s and period = %s", row["unit_code"].zfill(3), row["period"])
+    assert in_mart == [(corrected,)], in_mart
+    # Nothing new after the partial build, same day: skipped.
+    sixth = orchestration.run_nightly(small_landing, logical_date=night + timedelta(days=1), dsn=e2e_dsn)
+    assert sixth.state == "success" and sixth.dbt_mode == "skip", sixth.render()
+
+
+SMALL_STATS = "dossier_stats/2025_6thang_dau.csv"
+
+
+def _assert_partial(dsn: str, result, kinds: list[str], oids_before: dict[str, int]) -> None:
+    """A partial build of `kinds`: recorded, run by the one plain task, and only its models rebuilt."""
+    assert result.dbt_mode == "partial", result.summary
+    assert all(kind in result.summary["dbt"]["reason"] for kind in kinds), result.summary
+    states = {t.label: t.state for t in result.tasks}
+    assert states["dbt_refresh"] == "success" and states["marts_built"] == "skipped"
+    assert set(_dbt_states(result).values()) == {"skipped"}, _dbt_states(result)
+    (recorded, selection, status), = _rows(
+        dsn, "select kinds, selection, status from audit.transform_runs where run_id = %s "
+        "order by transform_id desc limit 1", result.run_id)
+    assert (recorded, status) == (kinds, "success")
+    assert selection == dbt_decision.partial_selection(kinds)
+    selected = _models(dsn, selection)
+    every = _models(dsn, "fqn:*")
+    rebuilt = {name for name, oid in _relation_oids(dsn).items() if oids_before.get(name) != oid}
+    assert rebuilt and rebuilt <= selected, rebuilt - selected
+    assert "marts.rpt_submission_status" in rebuilt and every - selected, every - selected
+
+
+def _models(dsn: str, selection: str) -> set[str]:
+    """schema.relation of the models `dbt ls --select` names (dbt's own reading of a selection)."""
+    result = transform.run_dbt(["ls", "--select", *selection.split(), "--resource-type", "model",
+                                "--output", "json", "--output-keys", "schema", "alias", "--quiet"],
+                                dsn, check=True)
+    return {f"{n['schema']}.{n['alias']}" for n in map(json.loads, result.result)}
 
 
 def _free_port() -> int:
@@ -463,9 +526,9 @@ def test_dbt_decision_full_refresh_or_skip():
     full = {**state, "run_id": "reform_nightly__2026-11-21T01:00:00+07:00", "mode": "full", "status": "success",
             "decided_at": datetime(2026, 11, 20, 18, 5, tzinfo=UTC)}
 
-    def choose(now=None, seeds_reloaded=False, last_full=full, last_attempt=full, missing=()):
+    def choose(now=None, seeds_reloaded=False, last_full=full, last_attempt=full, missing=(), last_build=None):
         return dbt_decision._choose({**state, **(now or {})}, seeds_reloaded, last_full, last_attempt,
-                                     list(missing), "this run")
+                                     list(missing), "this run", last_build)
 
     assert choose() == ("skip", choose()[1]) and "same day" in choose()[1]
     assert choose(last_full=None, last_attempt=None)[0] == "full"
@@ -474,8 +537,10 @@ def test_dbt_decision_full_refresh_or_skip():
     assert "did not finish" in choose(last_attempt=crashed)[1]
     assert "failed" in choose(last_attempt={**full, "mode": "refresh", "status": "failed"})[1]
     assert choose(seeds_reloaded=True)[0] == "full"
-    new_file = {"files_fingerprint": "f2", "files_state": {**files, "max_file_id": 8, "files": 4}}
-    assert choose(new_file) == ("full", "new file(s) registered since the last full dbt build")
+    # A new file and an earlier one changed state (its fingerprint up to file 7 is not the build's): full.
+    new_file = {"files_fingerprint": "f2", "files_state": {**files, "max_file_id": 8, "files": 4},
+                "files_fingerprint_upto": "f9", "new_kinds": ["it_kpis"]}
+    assert choose(new_file)[0] == "full" and "earlier files changed state" in choose(new_file)[1]
     revalidated = {"files_fingerprint": "f3",  # crash recovery: a loaded file validated by this run
                    "files_state": {**files, "by_status": {"accepted": 3, "rejected": 1}}}
     assert choose(revalidated)[0] == "full" and "accepted 2" in choose(revalidated)[1]
@@ -487,6 +552,61 @@ def test_dbt_decision_full_refresh_or_skip():
     assert choose({"warehouse_date": tomorrow})[0] == "refresh"  # the warehouse's clock rolled over first
     refreshed = {**full, "mode": "refresh", "as_of_date": tomorrow, "warehouse_date": tomorrow}
     assert choose({"as_of_date": tomorrow, "warehouse_date": tomorrow}, last_attempt=refreshed)[0] == "skip"
+
+
+def test_dbt_decision_partial_when_only_new_files():
+    """Only new files since the last build, every earlier file as built: a partial build of their kinds."""
+    from datetime import date
+
+    today = date(2026, 11, 21)
+    files = {"files": 3, "max_file_id": 7, "by_status": {"accepted": 2, "rejected": 1}}
+    built = {"files_fingerprint": "f1", "files_state": files, "seeds_fingerprint": "s1", "project_fingerprint": "p1",
+             "as_of_date": today, "warehouse_date": today, "run_id": "reform_nightly__2026-11-21T01:00:00+07:00",
+             "mode": "full", "status": "success", "decided_at": datetime(2026, 11, 20, 18, 5, tzinfo=UTC)}
+    # File 8 (dossier_stats) is new; files up to 7 fingerprint as the build saw them.
+    now = {**built, "files_fingerprint": "f2", "files_state": {**files, "files": 4, "max_file_id": 8},
+           "files_fingerprint_upto": "f1", "new_kinds": ["dossier_stats"]}
+
+    def choose(state=None, seeds_reloaded=False, last_attempt=built, missing=(), last_build=None, last_full=built):
+        return dbt_decision._choose(state or now, seeds_reloaded, last_full, last_attempt, list(missing),
+                                     "this run", last_build)
+
+    mode, reason = choose()
+    assert mode == "partial" and "dossier_stats" in reason and "1 more" in reason, reason
+    # Anything else changed as well: the full build stays.
+    assert choose({**now, "files_fingerprint_upto": "f0"})[0] == "full"  # an earlier file re-validated
+    assert choose({**now, "new_kinds": []})[0] == "full"  # a status changed, nothing newer
+    assert choose(seeds_reloaded=True)[0] == "full"
+    assert choose({**now, "seeds_fingerprint": "s2"})[0] == "full"
+    assert choose({**now, "project_fingerprint": "p2"})[0] == "full"
+    assert choose(missing=["marts.fct_it_adoption"])[0] == "full"
+    assert choose(last_full=None, last_attempt=None)[0] == "full"
+    # A partial that failed or was interrupted: the next night builds in full.
+    partial = {**now, "mode": "partial", "status": "failed", "run_id": "reform_nightly__2026-11-22T01:00:00+07:00"}
+    assert choose(now, last_attempt=partial)[0] == "full"
+    assert "did not finish" in choose(now, last_attempt={**partial, "status": "running"})[1]
+    # After a successful partial, it is what the next night compares with: nothing new -> skip, then refresh.
+    done = {**partial, "status": "success"}
+    after = {**now, "files_fingerprint_upto": "f2", "new_kinds": []}
+    assert choose(after, last_attempt=done, last_build=done)[0] == "skip"
+    assert "dbt partial" in choose(after, last_attempt=done, last_build=done)[1]
+    tomorrow = today + timedelta(days=1)
+    assert choose({**after, "as_of_date": tomorrow}, last_attempt=done, last_build=done)[0] == "refresh"
+    # ... and compared with the full build before it, the same state would be another partial build.
+    assert choose(now, last_attempt=done)[0] == "partial"
+    # A newer file again, after the partial: partial again, compared with the partial's state.
+    again = {**now, "files_fingerprint": "f3", "files_state": {**files, "files": 5, "max_file_id": 9},
+             "files_fingerprint_upto": "f2", "new_kinds": ["par_scores"]}
+    assert choose(again, last_attempt=done, last_build=done) == ("partial", choose(again, last_attempt=done,
+                                                                                   last_build=done)[1])
+    assert choose({**again, "files_fingerprint_upto": "f1"}, last_attempt=done, last_build=done)[0] == "full"
+
+
+def test_partial_selection_names_the_kinds_sources_and_the_date_dependent_models():
+    selection = dbt_decision.partial_selection(["dossier_stats", "", "unknown"], {"dossier_stats", "it_kpis"})
+    assert selection == "source:raw.dossier_stats+ source:quarantine.dossier_stats+ tag:as_of_date"
+    assert dbt_decision.partial_selection([""], {"dossier_stats"}) == "tag:as_of_date"  # a file of no kind
+    assert "partial" in dbt_decision.DBT_MODES and all(dbt_decision.DBT_WORDS["partial"])
 
 
 @pytest.mark.slow

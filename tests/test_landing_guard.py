@@ -129,4 +129,4 @@ def test_a_duplicate_belongs_to_the_run_that_saw_it_and_changes_no_dbt_decision(
     assert (summary["files_seen"], summary["files_duplicate"]) == (1, 1)
     page = report._page(report._collect(warehouse_dsn, "dup_run_2"), "dup_run_2", False)
     assert "a_copy.csv" in page and f"#{dup.duplicate_of}" in page
-    assert transform_state(db)["files_fingerprint"] == state["files_fingerprint"]  # no full build for it
+    assert transform_state(db)["files_fingerprint"] == state["files_fingerprint"]  # no dbt build for it

@@ -78,7 +78,7 @@ class NightlyResult:
 
     @property
     def dbt_mode(self) -> str | None:
-        """full / refresh / skip: what dbt did in this run (audit.transform_runs)."""
+        """full / partial / refresh / skip: what dbt did in this run (audit.transform_runs)."""
         return (self.summary.get("dbt") or {}).get("mode")
 
 

@@ -21,9 +21,9 @@ from reform_etl.transform.decision import (
     DBT_GROUP_ID,
     DBT_REFRESH_TASK_ID,
     DBT_WORDS,
+    build_selected,
     close_transform,
     decide_dbt,
-    refresh_dbt,
     transform_ddl,
 )
 
@@ -140,7 +140,8 @@ def task_decide_dbt(run: dict, seeds_reloaded: bool | None) -> str | None:
     decision = decide_dbt(run["run_id"], bool(seeds_reloaded), dsn=warehouse.dsn())
     print(f"dbt {decision.mode}: {decision.reason}")
     # The group id: Airflow's branch expands a task group into its root tasks.
-    return {"full": DBT_GROUP_ID, "refresh": DBT_REFRESH_TASK_ID, "skip": None}[decision.mode]
+    return {"full": DBT_GROUP_ID, "partial": DBT_REFRESH_TASK_ID, "refresh": DBT_REFRESH_TASK_ID,
+            "skip": None}[decision.mode]
 
 
 @transient_only
@@ -162,8 +163,9 @@ def task_marts_built(run: dict) -> int:
 
 
 @transient_only
-def task_refresh_dbt(run: dict) -> str:
-    return refresh_dbt(run["run_id"], dsn=warehouse.dsn())
+def task_build_selected(run: dict) -> str:
+    """A partial build or a refresh: `dbt build --select` of the run's decision, in this one task."""
+    return build_selected(run["run_id"], dsn=warehouse.dsn())
 
 
 @transient_only

@@ -1,4 +1,4 @@
-"""The transform stage: running dbt, its manifest, and the full/refresh/skip decision (seeds: reform_etl.reference)."""
+"""The transform stage: running dbt, its manifest, the full / partial / refresh / skip decision."""
 
 from reform_etl.reference import (  # the seeds' dbt side; reference data lives there
     last_seeds_fingerprint,
@@ -16,11 +16,11 @@ from reform_etl.transform.decision import (
     DBT_REFRESH_TASK_ID,
     DBT_WORDS,
     DbtDecision,
+    build_selected,
     close_transform,
     decide_dbt,
     local_today,
     project_fingerprint,
-    refresh_dbt,
     transform_summary,
 )
 from reform_etl.transform.manifest import ensure_manifest, manifest_is_stale
@@ -29,6 +29,6 @@ __all__ = [
     "AS_OF_DATE_ENV", "AS_OF_TAG", "DBT_GROUP_ID", "DBT_MODES", "DBT_REFRESH_TASK_ID", "DBT_WORDS", "DbtDecision",
     "close_transform", "dbt_env", "decide_dbt", "ensure_manifest", "environment",
     "last_seeds_fingerprint", "load_seeds", "local_today", "manifest_is_stale",
-    "project_fingerprint", "record_seeds_loaded", "refresh_dbt", "run_dbt", "seeds_changed",
+    "project_fingerprint", "record_seeds_loaded", "build_selected", "run_dbt", "seeds_changed",
     "seeds_fingerprint", "transform_summary",
 ]
