@@ -29,6 +29,13 @@
     )
 {%- endmacro %}
 
+{% macro lineage_columns(relation='source') -%}
+        {{ relation }}._file_id as file_id,
+        {{ relation }}._row_number as row_number,
+        {{ relation }}._file_received_at as file_received_at,
+        {{ relation }}._file_loaded_at as loaded_at
+{%- endmacro %}
+
 {% macro current_rows(model, kind, keys) -%}
     select * from (
         select

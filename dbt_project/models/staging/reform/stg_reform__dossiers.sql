@@ -9,10 +9,7 @@ source as (
 typed as (
 
     select
-        source._file_id as file_id,
-        source._row_number as row_number,
-        source._file_received_at as file_received_at,
-        source._file_loaded_at as loaded_at,
+        {{ lineage_columns() }},
         nullif(btrim(source.dossier_id), '') as dossier_id,
         nullif(btrim(source.unit_code), '') as unit_code,
         coalesce(nullif(btrim(source.field_code), ''), 'ALL') as field_code,

@@ -11,10 +11,7 @@ source as (
 typed as (
 
     select
-        source._file_id as file_id,
-        source._row_number as row_number,
-        source._file_received_at as file_received_at,
-        source._file_loaded_at as loaded_at,
+        {{ lineage_columns() }},
         nullif(btrim(source.unit_code), '') as submitted_unit_code,
         coalesce({{ to_period('source.period') }},
                  case when btrim(source.period) ~ '^[0-9]{4}$' then btrim(source.period) end) as period,
