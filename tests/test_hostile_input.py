@@ -269,7 +269,7 @@ ALLOWED = {
                                          "FILE_ID": "a constant of the module"},
     "reform_etl/reference.py": {"table": "audit.ref_* table name, a key of LOOKUP_TABLES in code",
                                 "columns": "column list from LOOKUP_TABLES in code"},
-    "reform_etl/report.py": {"cols": "q.<column> of KIND_SPECS[kind].keys", "kind": "a KIND_SPECS key"},
+    "reform_etl/report/csv_files.py": {"cols": "q.<column> of KIND_SPECS[kind].keys", "kind": "a KIND_SPECS key"},
     "reform_etl/validation/verdict.py": {
         "kind": "a KIND_SPECS key (checked: `kind in KIND_SPECS`)",
         "table": "'<schema>.<kind>' built from KIND_SPECS keys in this module",

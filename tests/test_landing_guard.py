@@ -127,6 +127,6 @@ def test_a_duplicate_belongs_to_the_run_that_saw_it_and_changes_no_dbt_decision(
         "dup_run_2",)
     summary = runs.run_summary(warehouse_dsn, "dup_run_2")
     assert (summary["files_seen"], summary["files_duplicate"]) == (1, 1)
-    page = report._page(report._collect(warehouse_dsn, "dup_run_2"), "dup_run_2", False)
+    page = report.render_page(report.read_run(warehouse_dsn, "dup_run_2"), "dup_run_2", False)
     assert "a_copy.csv" in page and f"#{dup.duplicate_of}" in page
     assert transform_state(db)["files_fingerprint"] == state["files_fingerprint"]  # no dbt build for it
