@@ -8,6 +8,9 @@ their targets, the Decision 766 groups per unit, and the submission status matri
 missing). Charts are Vega-Lite specs (Altair) rendered to SVG by `vl-convert`: no JavaScript.
 Vietnamese first, English second. A section whose mart is missing or empty says so; the page is
 always written. Never writes to the warehouse.
+
+One module on purpose: each of the six sections is its mart's query beside the chart drawn from it, and
+the page around them is short; split into reading and charting, every section would be read in two files.
 """
 
 from __future__ import annotations
