@@ -27,7 +27,8 @@ _DSN_HINT = "(with its password: `reform-etl dsn`; read-only: `reform-etl dsn --
 
 
 def _summary_tables(summary: dict) -> None:
-    files = Table(title=f"Run {summary['run_id']}", show_header=False)
+    console.print(f"[bold]Run / lượt chạy[/] {escape(summary['run_id'])}")  # a line of its own: a title wraps it
+    files = Table(title="Files / tệp", show_header=False)
     for label, key in (("files seen", "files_seen"), ("loaded", "files_loaded"), ("rejected", "files_rejected"),
                        ("duplicates (loaded once)", "files_duplicate"), ("failed", "files_failed"),
                        ("still being written (next run)", "files_waiting")):
