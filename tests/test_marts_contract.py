@@ -142,3 +142,25 @@ def test_the_keys_survive_the_next_night(built):  # noqa: F811
                                 'fct_dossier_records_monthly')""")]
     assert len(incremental) == 4
     assert after == before
+
+
+def _key_names(dsn: str) -> dict[str, list[str]]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("""
+            select conrelid::regclass::text, conname from pg_constraint
+            where connamespace = 'marts'::regnamespace and contype in ('p', 'f') order by 1, 2""").fetchall()
+    names: dict[str, list[str]] = {}
+    for table, name in rows:
+        names.setdefault(table, []).append(name)
+    return names
+
+
+def test_keys_are_named_after_their_mart_not_dbts_temporary_table(built):  # noqa: F811
+    """What `\\d+` and a BI tool show: `rpt_par_index_pkey`, not `rpt_par_index__dbt_tmp_pkey1`, after the
+    first build and after a rebuild (a table mart is swapped in from `<mart>__dbt_tmp` every time)."""
+    for _ in range(2):
+        names = _key_names(built["dsn"])
+        assert names and not [n for ns in names.values() for n in ns if "dbt_tmp" in n], names
+        assert "rpt_par_index_pkey" in names["marts.rpt_par_index"], names["marts.rpt_par_index"]
+        assert all(n.startswith(t.split(".", 1)[1] + "_") for t, ns in names.items() for n in ns), names
+        assert run_dbt(["build", "--exclude", "resource_type:test", *built["flags"]], built["dsn"]).success

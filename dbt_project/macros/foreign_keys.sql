@@ -24,3 +24,30 @@
     {%- endfor -%}
   {%- endif -%}
 {% endmacro %}
+
+{#-
+  Post-hook of every mart, run after dbt's commit (transaction: false), once the table that was
+  swapped out is dropped: a table mart is built as `<name>__dbt_tmp` and renamed, so Postgres named
+  its keys after the temporary table (`rpt_par_index__dbt_tmp_pkey1`), and that is what a BI tool
+  shows. This gives each such key the name of its table (`rpt_par_index_pkey`); a name already
+  taken is left as it is.
+-#}
+{% macro name_constraints() %}
+  {%- if execute -%}
+    do $name_keys$
+    declare k record;
+    begin
+      for k in select conname from pg_constraint
+               where conrelid = '{{ this.include(database=false) }}'::regclass and strpos(conname, '__dbt_tmp') > 0
+      loop
+        begin
+          execute format('alter table {{ this.include(database=false) }} rename constraint %I to %I', k.conname,
+                         regexp_replace(replace(k.conname, '__dbt_tmp', ''), '[0-9]+$', ''));
+        exception when duplicate_object or duplicate_table then
+          null;
+        end;
+      end loop;
+    end
+    $name_keys$;
+  {%- endif -%}
+{% endmacro %}
