@@ -227,8 +227,8 @@ def _cut(source: Path, target: Path, rows: int, skip: int = 0) -> None:
         writer.writerows(data[skip:skip + rows])
 
 
-@pytest.fixture(scope="module")
-def small_landing(tmp_path_factory) -> Path:
+def write_small_landing(tmp_path_factory) -> tuple[Path, Path]:
+    """The sample province, and a landing folder holding the first SMALL rows of its SMALL files."""
     from reform_etl import sample
 
     full = tmp_path_factory.mktemp("sample")
@@ -236,6 +236,12 @@ def small_landing(tmp_path_factory) -> Path:
     landing = tmp_path_factory.mktemp("landing")
     for name, rows in SMALL.items():
         _cut(full / name, landing / name, rows)
+    return full, landing
+
+
+@pytest.fixture(scope="module")
+def small_landing(tmp_path_factory) -> Path:
+    full, landing = write_small_landing(tmp_path_factory)
     # The other 7 districts' months of the same kind: the file whose load we make crash.
     _cut(full / "dossier_stats/2025_6thang_dau.csv", landing / CRASH_FILE, 42, skip=36)
     return landing

@@ -25,21 +25,14 @@ from reform_etl import cli, progress
 from reform_etl.config import TIMEZONE
 from reform_etl.orchestration.quiet import quieted
 from reform_etl.transform.project import manifest_path
-from tests.test_dags import SMALL, _cut
+from tests.test_dags import SMALL, write_small_landing
 
 REFORM_ETL = str(Path(sys.executable).parent / "reform-etl")
 
 
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory) -> Path:
-    from reform_etl import sample
-
-    full = tmp_path_factory.mktemp("sample")
-    sample.generate(full)
-    landing = tmp_path_factory.mktemp("landing")
-    for name, rows in SMALL.items():
-        _cut(full / name, landing / name, rows)
-    return landing
+    return write_small_landing(tmp_path_factory)[1]
 
 
 @pytest.fixture(scope="module")
