@@ -12,13 +12,12 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reform_etl.config import TIMEZONE, settings
+from reform_etl.config import TIMEZONE, as_local, settings
 
 console = Console()
 
@@ -118,10 +117,8 @@ def local_minute(value: datetime | None, since: datetime | None = None) -> str:
     it is the same day as `since`."""
     if value is None:
         return ""
-    zone = ZoneInfo(TIMEZONE)
-    local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
-    if since is not None and local.date() == (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(
-            zone).date():
+    local = as_local(value)
+    if since is not None and local.date() == as_local(since).date():
         return f"{local:%H:%M %Z}"
     return f"{local:%Y-%m-%d %H:%M %Z}"
 

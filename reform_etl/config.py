@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 TIMEZONE = "Asia/Ho_Chi_Minh"  # the provinces' local time: schedules, "today", run ids
+
+
+def as_local(value: datetime | str) -> datetime:
+    """A moment in the provinces' time zone (a naive one, as some drivers return, is UTC)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(ZoneInfo(TIMEZONE))
 
 
 def _repo_root() -> Path:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
-from reform_etl.config import TIMEZONE
+from reform_etl.config import as_local
 from reform_etl.validation import rules as R
 from reform_etl.validation.gx import portable_name
 
@@ -25,11 +24,7 @@ def local_time(value: datetime | str | None) -> str:
     """A timestamp in the provinces' time zone, to the second, with the zone: '2026-11-23 01:00:05 +07'."""
     if value is None or value == "":
         return ""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(ZoneInfo(TIMEZONE)).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return as_local(value).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def units_text(units: list[str] | None, names: dict[str, str]) -> str:
