@@ -59,11 +59,11 @@ class NightlyResult:
     def task_table(self) -> str:
         """One line per task in DAG order; a dbt group whose every task was skipped (nothing new) is one line."""
         group = [t for t in self.tasks if t.task_id.startswith(f"{DBT_GROUP_ID}.")]
+        folded = bool(group) and {t.state for t in group} == {"skipped"}
         rows = [(t.label, t.state, f"{t.duration:.1f}" if t.duration is not None else "-") for t in self.tasks
-                if not (group and t in group and {g.state for g in group} == {"skipped"})]
-        if group and {g.state for g in group} == {"skipped"}:
-            at = self.tasks.index(group[0])
-            rows.insert(at, (f"{DBT_GROUP_ID}.* ({len(group)} tasks)", "skipped", "-"))
+                if not (folded and t in group)]
+        if folded:
+            rows.insert(self.tasks.index(group[0]), (f"{DBT_GROUP_ID}.* ({len(group)} tasks)", "skipped", "-"))
         width = max((len(label) for label, _, _ in rows), default=10)
         lines = [f"{'task':<{width}}  {'state':<16} {'seconds':>8}"]
         lines += [f"{label:<{width}}  {state:<16} {secs:>8}" for label, state, secs in rows]
