@@ -346,11 +346,7 @@ def build_selected(run_id: str, dsn: str | None = None) -> str:
             "--target-path", str(target / "target"), "--log-path", str(target / "logs")]
     started = time.monotonic()
     try:
-        result = run_dbt(args, dsn)
-        if not result.success:
-            failed = [f"{r.node.name}: {r.message}" for r in (result.result or [])
-                      if str(getattr(r.status, "value", r.status)) in ("error", "fail")]
-            raise RuntimeError(f"dbt build --select {selection} failed: {result.exception or failed}")
+        result = run_dbt(args, dsn, check=True)  # raises RuntimeError naming the failed models and tests
     except BaseException:
         _close_row(row["transform_id"], "failed", dsn)
         raise
