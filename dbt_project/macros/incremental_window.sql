@@ -23,3 +23,21 @@
         delete from {{ this }} where {{ incremental_window(period_column, yearly) }}
     {%- endif -%}
 {%- endmacro %}
+
+{#-
+    The config of a model incremental by unit x period partition: a batch's partitions are replaced
+    whole (delete+insert on unit_code, period), so a superseding file replaces the old rows and is
+    never added to them; a backfill first empties its window (backfill_delete).
+-#}
+{% macro partition_incremental(period_column='period', yearly=false, on_schema_change='append_new_columns',
+                               indexes=none) -%}
+    {%- set settings = {
+        'materialized': 'incremental',
+        'incremental_strategy': 'delete+insert',
+        'unique_key': ['unit_code', period_column],
+        'on_schema_change': on_schema_change,
+        'pre_hook': "{{ backfill_delete('" ~ period_column ~ "'" ~ (", yearly=true" if yearly else "") ~ ") }}",
+    } -%}
+    {%- if indexes -%}{%- do settings.update({'indexes': indexes}) -%}{%- endif -%}
+    {{ config(**settings) }}
+{%- endmacro %}

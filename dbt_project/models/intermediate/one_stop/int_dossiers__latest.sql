@@ -133,28 +133,8 @@ merged as (
 final as (
 
     select
-        dossier_id,
-        unit_code,
-        field_code,
-        procedure_code,
-        channel,
-        received_at,
-        due_at,
-        completed_at,
-        status,
-        is_satisfied,
-        completed_at is null as is_pending,
-        received_on,
-        due_on,
-        completed_on,
-        closed_on,
-        prev_unit_code,
-        prev_received_on,
-        prev_closed_on,
-        file_id,
-        file_row_number,
-        file_received_at,
-        loaded_at
+        merged.*,
+        completed_at is null as is_pending
     from merged
 
 )

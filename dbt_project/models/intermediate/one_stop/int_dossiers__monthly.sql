@@ -1,16 +1,7 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['unit_code', 'period'],
-        on_schema_change='sync_all_columns',
-        indexes=[
-            {'columns': ['unit_code', 'period']},
-            {'columns': ['batch_loaded_at']},
-        ],
-        pre_hook="{{ backfill_delete('period') }}"
-    )
-}}
+{{ partition_incremental('period', on_schema_change='sync_all_columns', indexes=[
+    {'columns': ['unit_code', 'period']},
+    {'columns': ['batch_loaded_at']},
+]) }}
 -- Biểu II.06a derived from the records, per unit x month x field, plus one 'ALL' row per unit x
 -- month (all fields together; it is also the partition marker, see below).
 --

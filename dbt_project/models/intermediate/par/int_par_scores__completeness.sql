@@ -5,19 +5,19 @@ with
 
 frameworks as (
 
-    select * from {{ ref('int_par_frameworks__by_unit_year') }}
+    select unit_code, year, framework_code from {{ ref('int_par_frameworks__by_unit_year') }}
 
 ),
 
 criteria as (
 
-    select * from {{ ref('stg_reference__par_criteria') }}
+    select framework_code, criterion_code, sort_order from {{ ref('stg_reference__par_criteria') }}
 
 ),
 
 scores as (
 
-    select * from {{ ref('int_par_scores__latest') }}
+    select unit_code, year, criterion_code from {{ ref('int_par_scores__latest') }}
     where self_score is not null or appraised_score is not null
 
 ),

@@ -16,7 +16,7 @@ departments as (
 
 provinces_2025 as (
 
-    select * from registry
+    select unit_code, unit_name from registry
     where level = 'province' and valid_from = date '{{ var("reform_date") }}'
 
 ),
@@ -52,18 +52,8 @@ final as (
 
     select
         {{ surrogate_key(['unit_code', 'valid_from']) }} as unit_key,
-        unit_code,
-        unit_name,
-        unit_type,
-        level,
-        province_code,
-        province_name,
-        parent_unit_code,
-        valid_from,
-        valid_to,
-        valid_to >= date '9999-12-31' as is_current,
-        successor_unit_code,
-        registry_source
+        unioned.*,
+        valid_to >= date '9999-12-31' as is_current
     from unioned
 
 )

@@ -8,7 +8,7 @@ criteria as (
 
 frameworks as (
 
-    select * from {{ ref('stg_reference__par_frameworks') }}
+    select framework_code, year_from, year_to from {{ ref('stg_reference__par_frameworks') }}
 
 ),
 

@@ -1,12 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['unit_code', 'period'],
-        on_schema_change='append_new_columns',
-        pre_hook="{{ backfill_delete('period') }}"
-    )
-}}
+{{ partition_incremental('period') }}
 -- Incremental on load time: each run takes the unit x period partitions whose current file was
 -- loaded since the last run and replaces ALL rows of those partitions (delete+insert on
 -- unit_code, period), so a superseding file replaces the old rows and is never added to them.
@@ -23,7 +15,7 @@ stats as (
 
 units as (
 
-    select * from {{ ref('int_units__resolved_by_month') }}
+    select unit_code, period, unit_key from {{ ref('int_units__resolved_by_month') }}
 
 ),
 

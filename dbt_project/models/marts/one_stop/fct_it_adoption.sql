@@ -1,12 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['unit_code', 'period'],
-        on_schema_change='append_new_columns',
-        pre_hook="{{ backfill_delete('period') }}"
-    )
-}}
+{{ partition_incremental('period') }}
 -- Incremental on load time; a superseding file replaces all KPI rows of its unit x period.
 with
 
@@ -27,7 +19,7 @@ kpis as (
 
 units as (
 
-    select * from {{ ref('int_units__resolved_by_month') }}
+    select unit_code, period, unit_key from {{ ref('int_units__resolved_by_month') }}
 
 ),
 

@@ -24,13 +24,14 @@ metrics as (
 
 groups as (
 
-    select * from {{ ref('stg_reference__service_index_groups') }}
+    select group_code, group_name_vi, group_name_en, group_max_score
+    from {{ ref('stg_reference__service_index_groups') }}
 
 ),
 
 versions as (
 
-    select * from {{ ref('int_units__versions') }}
+    select unit_key, unit_code, province_code, valid_from, valid_to from {{ ref('int_units__versions') }}
 
 ),
 

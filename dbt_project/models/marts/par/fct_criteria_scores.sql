@@ -1,12 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['unit_code', 'year'],
-        on_schema_change='append_new_columns',
-        pre_hook="{{ backfill_delete('year', yearly=true) }}"
-    )
-}}
+{{ partition_incremental('year', yearly=true) }}
 -- One row per unit x year x framework leaf that has a score. Incremental on load time: a
 -- unit x year touched by a newly loaded file is recomputed whole (each score from the latest
 -- file that provides it).
@@ -30,7 +22,7 @@ touched as (
 
 frameworks as (
 
-    select * from {{ ref('int_par_frameworks__by_unit_year') }}
+    select unit_code, year, framework_code from {{ ref('int_par_frameworks__by_unit_year') }}
 
 ),
 
@@ -42,7 +34,7 @@ criteria as (
 
 units as (
 
-    select * from {{ ref('int_units__resolved_by_month') }}
+    select unit_code, period, unit_key from {{ ref('int_units__resolved_by_month') }}
 
 ),
 

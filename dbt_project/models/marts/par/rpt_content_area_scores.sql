@@ -2,7 +2,8 @@ with
 
 scores as (
 
-    select * from {{ ref('fct_criteria_scores') }}
+    select unit_code, unit_key, year, framework_code, content_area_code, self_score, appraised_score
+    from {{ ref('fct_criteria_scores') }}
 
 ),
 
@@ -14,7 +15,7 @@ criteria as (
 
 versions as (
 
-    select * from {{ ref('int_units__versions') }}
+    select unit_key, unit_name from {{ ref('int_units__versions') }}
 
 ),
 

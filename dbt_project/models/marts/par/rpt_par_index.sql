@@ -8,31 +8,32 @@ with
 
 scores as (
 
-    select * from {{ ref('fct_criteria_scores') }}
+    select unit_code, year, framework_code, self_score, appraised_score, loaded_at
+    from {{ ref('fct_criteria_scores') }}
 
 ),
 
 criteria as (
 
-    select * from {{ ref('stg_reference__par_criteria') }}
+    select framework_code, max_points from {{ ref('stg_reference__par_criteria') }}
 
 ),
 
 units as (
 
-    select * from {{ ref('int_units__resolved_by_month') }}
+    select unit_code, period, unit_key from {{ ref('int_units__resolved_by_month') }}
 
 ),
 
 versions as (
 
-    select * from {{ ref('int_units__versions') }}
+    select unit_key, unit_name, province_code, level from {{ ref('int_units__versions') }}
 
 ),
 
 bands as (
 
-    select * from {{ ref('stg_reference__par_bands') }}
+    select province_code, band_code, band_name_vi, min_index_pct from {{ ref('stg_reference__par_bands') }}
 
 ),
 

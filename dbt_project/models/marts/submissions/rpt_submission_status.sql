@@ -25,13 +25,13 @@ partitions as (
 
 files as (
 
-    select * from {{ ref('stg_reform__submission_files') }}
+    select file_id, received_at from {{ ref('stg_reform__submission_files') }}
 
 ),
 
 kpis as (
 
-    select * from {{ ref('stg_reference__kpis') }}
+    select kpi_code, sort_order from {{ ref('stg_reference__kpis') }}
 
 ),
 
