@@ -275,7 +275,9 @@ def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, 
     A third run of that night has nothing new: dbt is skipped (every dbt task skipped, report and
     finish run), the run succeeds in seconds and changes no mart. A fourth run on another day
     (REFORM_AS_OF_DATE) refreshes only the date-dependent models. A fifth brings one correction row:
-    a partial build again, the corrected value reaches the mart; a sixth, nothing new, skips.
+    a partial build again, the corrected value reaches the mart; a sixth, nothing new, skips. A
+    seventh brings a second correction the warehouse refuses: the partial build fails, is recorded
+    failed, leaves the fact as it was, and the next night's decision is a full build.
     (Run one builds the models without their dbt tests, to save time.)
     """
     from reform_etl.ingest import load as ingest_load
@@ -406,6 +408,32 @@ def test_nightly_end_to_end_with_one_crashing_file(airflow_home, small_landing, 
     # Nothing new after the partial build, same day: skipped.
     sixth = orchestration.run_nightly(small_landing, logical_date=night + timedelta(days=1), dsn=e2e_dsn)
     assert sixth.state == "success" and sixth.dbt_mode == "skip", sixth.render()
+
+    # A partial build the warehouse refuses (a check constraint a DBA added to the fact refuses the
+    # second correction's value): the night fails in dbt_refresh, the build is recorded failed, the
+    # fact keeps its rows (dbt's delete+insert is one transaction), and the next night builds in full.
+    refused = corrected + 1
+    row.update(resolved_on_time=str(refused), resolved_early=str(int(row["resolved_early"]) - 1))
+    with (small_landing / "dossier_stats" / "zz_correction_2025_b.csv").open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, [row[c] for c in header]])
+    with psycopg.connect(e2e_dsn, autocommit=True) as conn:
+        conn.execute(f"alter table marts.fct_dossier_throughput add constraint dba_refuses check "
+                     f"(resolved_on_time <> {refused}) not valid")
+    seventh = orchestration.run_nightly(small_landing, logical_date=night + timedelta(days=1), dsn=e2e_dsn)
+    print(f"\na partial build the warehouse refuses: {seventh.state}\n{seventh.render()}")
+    states = {t.label: t.state for t in seventh.tasks}
+    assert seventh.state == "failed" and seventh.dbt_mode == "partial", seventh.render()
+    assert states["dbt_refresh"] == "failed" and states["report"] == "success", states
+    assert seventh.summary["dbt"]["status"] == "failed", seventh.summary
+    (status, error), = _rows(e2e_dsn, "select status, error from audit.pipeline_runs where run_id = %s",
+                             seventh.run_id)
+    assert status == "failed" and "dbt_refresh" in error and "fct_dossier_throughput" in error, error
+    assert _rows(e2e_dsn, "select resolved_on_time from marts.fct_dossier_throughput "
+                 "where unit_code = %s and period = %s", row["unit_code"].zfill(3), row["period"]) == [(corrected,)]
+    with psycopg.connect(e2e_dsn, autocommit=True) as conn:
+        conn.execute("alter table marts.fct_dossier_throughput drop constraint dba_refuses")
+        following, _ = transform.next_decision(conn)
+    assert following.mode == "full" and "partial" in following.reason and "failed" in following.reason, following
 
 
 SMALL_STATS = "dossier_stats/2025_6thang_dau.csv"

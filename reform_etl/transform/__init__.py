@@ -20,6 +20,7 @@ from reform_etl.transform.decision import (
     close_transform,
     decide_dbt,
     local_today,
+    next_decision,
     project_fingerprint,
     transform_summary,
 )
@@ -28,7 +29,7 @@ from reform_etl.transform.manifest import ensure_manifest, manifest_is_stale
 __all__ = [
     "AS_OF_DATE_ENV", "AS_OF_TAG", "DBT_GROUP_ID", "DBT_MODES", "DBT_REFRESH_TASK_ID", "DBT_WORDS", "DbtDecision",
     "close_transform", "dbt_env", "decide_dbt", "ensure_manifest", "environment",
-    "last_seeds_fingerprint", "load_seeds", "local_today", "manifest_is_stale",
+    "last_seeds_fingerprint", "load_seeds", "local_today", "manifest_is_stale", "next_decision",
     "project_fingerprint", "record_seeds_loaded", "build_selected", "run_dbt", "seeds_changed",
     "seeds_fingerprint", "transform_summary",
 ]

@@ -252,6 +252,22 @@ def _source_kinds() -> set[str] | None:
     return {s["name"] for s in sources if s.get("source_name") == "raw"}
 
 
+def next_decision(conn, seeds_reloaded: bool = False, run_id: str = "") -> tuple[DbtDecision, dict]:
+    """What the nightly would decide now, read from the warehouse, nothing recorded: the decision
+    (its transform_id unset) and the state it was made on (what `decide_dbt` records)."""
+    transform_ddl(conn)
+    last_full = _last_transform(conn, "full")
+    last_attempt = _last_transform(conn, "attempt")
+    last_build = _last_transform(conn, "build")
+    state = transform_state(conn, last_build or last_full)
+    mode, reason = _choose(state, seeds_reloaded, last_full, last_attempt, _missing_relations(conn), run_id,
+                           last_build)
+    kinds = state["new_kinds"] if mode == "partial" else None
+    selection = {"partial": partial_selection(kinds or [], _source_kinds()),
+                 "refresh": f"tag:{AS_OF_TAG}"}.get(mode)
+    return DbtDecision(mode, reason, None, kinds, selection), state
+
+
 def decide_dbt(run_id: str, seeds_reloaded: bool = False, dsn: str | None = None) -> DbtDecision:
     """Full build, partial build, refresh of the date-dependent models, or skip; recorded in audit.transform_runs.
 
@@ -268,21 +284,13 @@ def decide_dbt(run_id: str, seeds_reloaded: bool = False, dsn: str | None = None
     from reform_etl.warehouse import connect
 
     with connect(dsn) as conn:
-        transform_ddl(conn)
-        last_full = _last_transform(conn, "full")
-        last_attempt = _last_transform(conn, "attempt")
-        last_build = _last_transform(conn, "build")
-        state = transform_state(conn, last_build or last_full)
-        missing = _missing_relations(conn)
-        mode, reason = _choose(state, seeds_reloaded, last_full, last_attempt, missing, run_id, last_build)
-        kinds = state["new_kinds"] if mode == "partial" else None
-        selection = {"partial": partial_selection(kinds or [], _source_kinds()),
-                     "refresh": f"tag:{AS_OF_TAG}"}.get(mode)
-        status = "skipped" if mode == "skip" else "running"
-        transform_id = record_transform(conn, run_id, mode, reason, state, status, kinds, selection)
+        decision, state = next_decision(conn, seeds_reloaded, run_id)
+        status = "skipped" if decision.mode == "skip" else "running"
+        decision.transform_id = record_transform(conn, run_id, decision.mode, decision.reason, state, status,
+                                                 decision.kinds, decision.selection)
         conn.commit()
-    log.info("dbt %s: %s", mode, reason)
-    return DbtDecision(mode, reason, transform_id, kinds, selection)
+    log.info("dbt %s: %s", decision.mode, decision.reason)
+    return decision
 
 
 def close_transform(run_id: str, status: str, modes: tuple[str, ...] = ("full", "partial", "refresh", "backfill"),
