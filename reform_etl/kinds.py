@@ -42,7 +42,7 @@ class KindSpec:
     # The period column may also hold a year (YYYY): the portal's year-to-date (service_index).
     period_may_be_year: bool = False
     # Record-level kinds keep each file's rows in a table of its own, a partition of raw.<kind>
-    # (see warehouse.raw_table_ddl): a file of millions of rows is COPYed with no index to update.
+    # (see raw_tables.raw_table_ddl): a file of millions of rows is COPYed with no index to update.
     by_file: bool = False
 
     @property

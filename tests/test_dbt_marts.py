@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from reform_etl import units, warehouse
+from reform_etl import raw_tables, units
 from reform_etl.kinds import KIND_SPECS
 from reform_etl.transform import run_dbt
 from tests.helpers import dbt_build, dbt_flags
@@ -64,8 +64,8 @@ def add_file(
         ),
     ).fetchone()[0]
     if spec.by_file:  # the file's own table, attached to raw.<kind> as its partition
-        conn.execute(warehouse.file_table_ddl(kind, file_id))
-        conn.execute(warehouse.attach_file_table(kind, file_id))
+        conn.execute(raw_tables.file_table_ddl(kind, file_id))
+        conn.execute(raw_tables.attach_file_table(kind, file_id))
     columns = spec.keys
     insert = sql.SQL("insert into {} (_file_id, _row_number, {}) values ({})")
     partitions: Counter[tuple[str, str]] = Counter()

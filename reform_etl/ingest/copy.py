@@ -18,15 +18,15 @@ from reform_etl.ingest.canonical_lines import LineScan, line_run_pattern
 from reform_etl.ingest.normalise import _normalise_unproven
 from reform_etl.ingest.readers import Table
 from reform_etl.kinds import KindSpec
-from reform_etl.warehouse import (
+from reform_etl.raw_tables import (
     HALF_PATTERN,
     attach_halves,
-    connect,
     file_table_ddl,
     half_table,
     half_table_ddl,
     halved_file_table_ddl,
 )
+from reform_etl.warehouse import connect
 
 SPLIT_COPY_BYTES = 64 << 20  # a clean record file of more bytes is COPYed as two halves at once
 

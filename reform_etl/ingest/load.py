@@ -26,13 +26,8 @@ from reform_etl.ingest.registry import (
     register_rejected,
 )
 from reform_etl.kinds import KIND_SPECS, KindSpec
-from reform_etl.warehouse import (
-    attach_file_table,
-    connect,
-    file_table,
-    file_table_ddl,
-    prefer_parallel,
-)
+from reform_etl.raw_tables import attach_file_table, file_table, file_table_ddl, prefer_parallel
+from reform_etl.warehouse import connect
 from reform_etl.warehouse import dsn as warehouse_dsn
 
 

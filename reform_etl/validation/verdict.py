@@ -11,11 +11,11 @@ import psycopg
 
 from reform_etl import reference
 from reform_etl.kinds import KIND_SPECS, ValueType
+from reform_etl.raw_tables import file_table_name, prefer_parallel
 from reform_etl.validation import project
 from reform_etl.validation import rules as R
 from reform_etl.validation.gx import ValidationError, run_suite, store_results
 from reform_etl.validation.runs import start_run
-from reform_etl.warehouse import file_table_name, prefer_parallel
 
 log = logging.getLogger(__name__)
 
