@@ -64,22 +64,28 @@ class KindSpec:
 
 C, T = Column, ValueType
 
-PAR_SCORES = KindSpec(
-    name="par_scores",
-    label_vi="Điểm chỉ số CCHC",
-    columns=(
-        C("unit_code", "Mã đơn vị", T.UNIT_CODE),
-        C("year", "Năm", T.YEAR),
-        C("criterion_code", "Mã tiêu chí", T.CODE),
-        # Either score may be blank in a row, and a file may carry only one of the two columns.
-        C("self_score", "Điểm tự đánh giá", T.DECIMAL, required=False, aliases=("Điểm tự chấm",)),
-        C("appraised_score", "Điểm thẩm định", T.DECIMAL, required=False),
-        C("evidence", "Tài liệu kiểm chứng", T.TEXT, required=False),
-        # A scoring sheet's own maximum for the leaf: checked against the framework in force (max_points_mismatch)
-        C("max_points", "Điểm tối đa", T.DECIMAL, required=False),
-    ),
-    key=("unit_code", "year", "criterion_code"),
-    period_column="year",
+UNIT_COLUMN = C("unit_code", "Mã đơn vị", T.UNIT_CODE)
+
+
+def _per_unit_period_code(name: str, label_vi: str, period: Column, code: Column, *columns: Column,
+                          **flags: bool) -> KindSpec:
+    """A kind that reports one row per unit, period and code: those three columns lead and are its key, and
+    the period column places a row in time."""
+    return KindSpec(name=name, label_vi=label_vi, columns=(UNIT_COLUMN, period, code, *columns),
+                    key=(UNIT_COLUMN.key, period.key, code.key), period_column=period.key, **flags)
+
+
+PAR_SCORES = _per_unit_period_code(
+    "par_scores",
+    "Điểm chỉ số CCHC",
+    C("year", "Năm", T.YEAR),
+    C("criterion_code", "Mã tiêu chí", T.CODE),
+    # Either score may be blank in a row, and a file may carry only one of the two columns.
+    C("self_score", "Điểm tự đánh giá", T.DECIMAL, required=False, aliases=("Điểm tự chấm",)),
+    C("appraised_score", "Điểm thẩm định", T.DECIMAL, required=False),
+    C("evidence", "Tài liệu kiểm chứng", T.TEXT, required=False),
+    # A scoring sheet's own maximum for the leaf: checked against the framework in force (max_points_mismatch)
+    C("max_points", "Điểm tối đa", T.DECIMAL, required=False),
     yearly=True,
 )
 
@@ -99,32 +105,22 @@ _COUNT_COLUMNS = (
     C("returned_withdrawn", "Trả lại / rút", T.COUNT, required=False, aliases=("Trả lại/rút", "Trả lại, rút")),
 )
 
-DOSSIER_STATS = KindSpec(
-    name="dossier_stats",
-    label_vi="Thống kê hồ sơ một cửa (biểu II.06a)",
-    columns=(
-        C("unit_code", "Mã đơn vị", T.UNIT_CODE),
-        C("period", "Kỳ báo cáo", T.PERIOD),
-        # Blank means "all fields"; the column itself may be absent for the same meaning.
-        C("field_code", "Mã lĩnh vực", T.CODE, required=False),
-        *_COUNT_COLUMNS,
-    ),
-    key=("unit_code", "period", "field_code"),
-    period_column="period",
+DOSSIER_STATS = _per_unit_period_code(
+    "dossier_stats",
+    "Thống kê hồ sơ một cửa (biểu II.06a)",
+    C("period", "Kỳ báo cáo", T.PERIOD),
+    # Blank means "all fields"; the column itself may be absent for the same meaning.
+    C("field_code", "Mã lĩnh vực", T.CODE, required=False),
+    *_COUNT_COLUMNS,
 )
 
-IT_KPIS = KindSpec(
-    name="it_kpis",
-    label_vi="Chỉ tiêu ứng dụng CNTT",
-    columns=(
-        C("unit_code", "Mã đơn vị", T.UNIT_CODE),
-        C("period", "Kỳ báo cáo", T.PERIOD),
-        C("kpi_code", "Mã chỉ tiêu", T.CODE),
-        C("numerator", "Tử số", T.COUNT),
-        C("denominator", "Mẫu số", T.COUNT),
-    ),
-    key=("unit_code", "period", "kpi_code"),
-    period_column="period",
+IT_KPIS = _per_unit_period_code(
+    "it_kpis",
+    "Chỉ tiêu ứng dụng CNTT",
+    C("period", "Kỳ báo cáo", T.PERIOD),
+    C("kpi_code", "Mã chỉ tiêu", T.CODE),
+    C("numerator", "Tử số", T.COUNT),
+    C("denominator", "Mẫu số", T.COUNT),
 )
 
 DOSSIERS = KindSpec(
@@ -132,7 +128,7 @@ DOSSIERS = KindSpec(
     label_vi="Hồ sơ TTHC (cấp bản ghi)",
     columns=(
         C("dossier_id", "Mã hồ sơ", T.CODE),
-        C("unit_code", "Mã đơn vị", T.UNIT_CODE),
+        UNIT_COLUMN,
         C("field_code", "Mã lĩnh vực", T.CODE),
         C("procedure_code", "Mã TTHC", T.CODE, aliases=("Mã thủ tục",)),
         C("channel", "Kênh nộp", T.TEXT),
@@ -147,21 +143,16 @@ DOSSIERS = KindSpec(
     by_file=True,
 )
 
-SERVICE_INDEX = KindSpec(
-    name="service_index",
-    label_vi="Chỉ số phục vụ người dân, doanh nghiệp (Quyết định 766/QĐ-TTg)",
-    columns=(
-        C("unit_code", "Mã đơn vị", T.UNIT_CODE),
-        C("period", "Kỳ", T.PERIOD, aliases=("Kỳ báo cáo",)),
-        C("metric_code", "Mã chỉ số", T.CODE),
-        # Both blank for a metric the portal publishes without counts (electronic certified copies).
-        C("numerator", "Tử số", T.COUNT, required=False),
-        C("denominator", "Mẫu số", T.COUNT, required=False),
-        # The portal's own score: kept for reconciliation, never used to compute ours.
-        C("published_score", "Điểm công bố", T.DECIMAL, required=False),
-    ),
-    key=("unit_code", "period", "metric_code"),
-    period_column="period",
+SERVICE_INDEX = _per_unit_period_code(
+    "service_index",
+    "Chỉ số phục vụ người dân, doanh nghiệp (Quyết định 766/QĐ-TTg)",
+    C("period", "Kỳ", T.PERIOD, aliases=("Kỳ báo cáo",)),
+    C("metric_code", "Mã chỉ số", T.CODE),
+    # Both blank for a metric the portal publishes without counts (electronic certified copies).
+    C("numerator", "Tử số", T.COUNT, required=False),
+    C("denominator", "Mẫu số", T.COUNT, required=False),
+    # The portal's own score: kept for reconciliation, never used to compute ours.
+    C("published_score", "Điểm công bố", T.DECIMAL, required=False),
     period_may_be_year=True,
 )
 

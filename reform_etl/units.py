@@ -28,25 +28,24 @@ class Unit:
 
 @lru_cache
 def legacy_districts(province_code: str) -> tuple[Unit, ...]:
-    rows = query(
-        "select distinct districtCode, district, districtType, provinceCode, province "
-        f"from admin_units_legacy where provinceCode = '{_digits(province_code)}' order by districtCode"
-    )
-    return tuple(
-        Unit(r["districtCode"], r["district"], r["districtType"], "district", r["provinceCode"], r["province"],
-             r["provinceCode"])
-        for r in rows
-    )
+    return _units("admin_units_legacy", "district", "district", province_code)
 
 
 @lru_cache
 def communes_2025(province_code: str) -> tuple[Unit, ...]:
+    return _units("admin_units", "ward", "commune", province_code)
+
+
+def _units(table: str, prefix: str, level: str, province_code: str) -> tuple[Unit, ...]:
+    """The units of a province one registry table lists by its `prefix` columns (<prefix>Code, <prefix>,
+    <prefix>Type), in code order: distinct, since the legacy table repeats a district on each of its wards."""
     rows = query(
-        "select wardCode, ward, wardType, provinceCode, province "
-        f"from admin_units where provinceCode = '{_digits(province_code)}' order by wardCode"
+        f"select distinct {prefix}Code, {prefix}, {prefix}Type, provinceCode, province "
+        f"from {table} where provinceCode = '{_digits(province_code)}' order by {prefix}Code"
     )
     return tuple(
-        Unit(r["wardCode"], r["ward"], r["wardType"], "commune", r["provinceCode"], r["province"], r["provinceCode"])
+        Unit(r[f"{prefix}Code"], r[prefix], r[f"{prefix}Type"], level, r["provinceCode"], r["province"],
+             r["provinceCode"])
         for r in rows
     )
 

@@ -19,6 +19,7 @@ import pytest
 from tests.test_ingest import DOSSIER_EN
 
 ROWS_PER_FILE = 50
+BIG_ROWS = 300_000
 
 
 def _landing(root: Path, files: int, rows: int = ROWS_PER_FILE, prefix: str = "f") -> Path:
@@ -79,7 +80,18 @@ def _wait_for_copy(dsn: str, process: subprocess.Popen, timeout: float = 60) -> 
 @pytest.fixture(scope="module")
 def big_landing(tmp_path_factory) -> Path:
     """One file large enough that a load is still running when the test strikes."""
-    return _landing(tmp_path_factory.mktemp("big"), files=1, rows=300_000, prefix="big")
+    return _landing(tmp_path_factory.mktemp("big"), files=1, rows=BIG_ROWS, prefix="big")
+
+
+def _the_next_run_loads_it_once(landing: Path, dsn: str, tmp: Path) -> None:
+    """After the fault, a new loader over the big landing loads its file whole, once."""
+    again = _loader(landing, dsn, tmp)
+    output = again.communicate(timeout=300)[0]
+    assert again.returncode == 0, output
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select count(*) from raw.dossier_stats").fetchone() == (BIG_ROWS,)
+        assert conn.execute("select count(*), min(rows_total) from audit.submission_files "
+                            "where status = 'loaded'").fetchone() == (1, BIG_ROWS)
 
 
 def test_kill_9_in_the_middle_of_a_copy_leaves_nothing_and_the_next_run_loads_once(make_database, tmp_path,
@@ -99,13 +111,7 @@ def test_kill_9_in_the_middle_of_a_copy_leaves_nothing_and_the_next_run_loads_on
             time.sleep(0.1)
         assert conn.execute("select count(*) from raw.dossier_stats").fetchone() == (0,)
         assert conn.execute("select count(*) from audit.submission_files where status = 'loaded'").fetchone() == (0,)
-    again = _loader(landing, dsn, tmp_path)
-    output = again.communicate(timeout=300)[0]
-    assert again.returncode == 0, output
-    with psycopg.connect(dsn) as conn:
-        assert conn.execute("select count(*) from raw.dossier_stats").fetchone() == (300_000,)
-        assert conn.execute("select count(*), min(rows_total) from audit.submission_files "
-                            "where status = 'loaded'").fetchone() == (1, 300_000)
+    _the_next_run_loads_it_once(landing, dsn, tmp_path)
 
 
 @pytest.mark.skipif(bool(os.environ.get("WAREHOUSE_DSN")), reason="restarts the embedded server, which it owns")
@@ -127,10 +133,6 @@ def test_a_warehouse_restart_mid_load_loses_nothing_and_loads_once(tmp_path, big
         dsn = server.dsn("postgres")
         with psycopg.connect(dsn) as conn:
             assert conn.execute("select count(*) from raw.dossier_stats").fetchone() == (0,)
-        again = _loader(landing, dsn, tmp_path)
-        output = again.communicate(timeout=300)[0]
-        assert again.returncode == 0, output
-        with psycopg.connect(dsn) as conn:
-            assert conn.execute("select count(*) from raw.dossier_stats").fetchone() == (300_000,)
+        _the_next_run_loads_it_once(landing, dsn, tmp_path)
     finally:
         embedded_pg.stop(pgdata, mode="immediate")

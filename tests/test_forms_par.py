@@ -121,3 +121,21 @@ def test_a_sheet_without_a_unit_in_its_title_is_rejected(db, landing):
     [result] = ingest.load_paths([path], landing=landing)
     assert (result.status, result.error_code) == ("rejected", "unit_unresolved")
     assert "names no unit" in result.error
+
+
+@pytest.mark.parametrize(("year", "unit_code", "error"), [
+    (2025, "232", None),  # the district was abolished on 2025-07-01: it still scores 2025, read on 1 January
+    (2026, None, "does not exist on 2026-01-01"),  # tried on 31 December, then 1 January: the last says why
+])
+def test_a_sheet_of_a_unit_abolished_in_its_year_is_read_on_the_year_s_first_day(db, landing, year, unit_code,
+                                                                                  error):
+    rows, merges = P.par_sheet("UBND huyện Thanh Ba", year, framework_rows(), scores())
+    path = P.write_xlsx(landing / "par_scores" / f"thanh_ba_{year}.xlsx", SHEET, rows, merges)
+    [result] = ingest.load_paths([path], landing=landing)
+    if error:
+        assert (result.status, result.error_code) == ("rejected", "unit_unresolved")
+        assert error in result.error
+    else:
+        assert result.status == "loaded", result.error
+        assert db.execute("select distinct unit_code from raw.par_scores where _file_id = %s",
+                          (result.file_id,)).fetchall() == [(unit_code,)]

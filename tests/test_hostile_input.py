@@ -262,7 +262,8 @@ SQL_WORDS = re.compile(r"\b(select|insert|update|delete|create|drop|alter|copy|a
 # from code (kind specs, the rule catalog, constants) or is an int, a validated identifier, or is quoted.
 ALLOWED = {
     "reform_etl/units.py": {"_digits(province_code)": "checked to be digits by _digits()",
-                            "table": "one of two registry table names in code"},
+                            "table": "one of two registry table names in code",
+                            "prefix": "one of two registry column prefixes in code ('district', 'ward')"},
     "reform_etl/validation/project.py": {"cols + ', ' if cols else ''": "rule.columns of the catalog",
                                          "rule.observed": "catalog SQL", "rule.predicate": "catalog SQL",
                                          "kind": "a KIND_SPECS key", "rule_name": "catalog rule name, quoted",

@@ -48,7 +48,7 @@ def test_decomposed_unicode_header_matches_its_composed_form():
 @pytest.mark.parametrize("raw, expected", [
     ("1.296", "1296"), ("1,296", "1296"), ("1 296", "1296"), ("1\u00a0296", "1296"), ("1.234.567", "1234567"),
     ("1296", "1296"), (1296, "1296"), (1296.0, "1296"), ("1296.0", "1296"), ("0", "0"), ("", None), (None, None),
-    ("007", "7"), (" 12 ", "12"), ("+5", "5"),
+    ("007", "7"), (" 12 ", "12"), ("+5", "5"), ("1\u202f296", "1296"), ("1\u2009296", "1296"),
 ])
 def test_counts_accept_thousands_separators(norm, raw, expected):
     assert norm("count", raw) == expected
@@ -62,7 +62,7 @@ def test_unreadable_or_negative_counts_are_kept_as_they_arrived(norm, raw):
 @pytest.mark.parametrize("raw, expected", [
     ("2,5", "2.5"), ("2.5", "2.5"), ("2.50", "2.5"), (2.5, "2.5"), (3, "3"), ("1.234,5", "1234.5"),
     ("1,234.5", "1234.5"), ("0,75", "0.75"), ("-1,5", "-1.5"), ("10", "10"), ("100", "100"), (".5", "0.5"),
-    ("0.0", "0"),
+    ("0.0", "0"), ("1 234,5", "1234.5"), ("1\u202f234,5", "1234.5"),  # spaces inside are thousands separators
 ])
 def test_scores_accept_decimal_comma_or_point(norm, raw, expected):
     assert norm("decimal", raw) == expected
@@ -97,6 +97,8 @@ def test_years(norm, raw):
     (" 07900 ", "2026-01", "07900"),
     ("h44.07", None, "H44.07"),  # a department's electronic id is kept
     ("H44.100", "2026-01", "H44.100"),
+    ("H 44.07", None, "H44.07"), ("079 00", "2026-01", "07900"),  # spaces inside a code-shaped cell go
+    ("Huyện  Thanh Ba", "2026-01", "Huyện  Thanh Ba"),  # anything else is kept as it arrived
 ])
 def test_unit_codes_get_their_leading_zeros_back(norm, raw, when, expected):
     assert norm("unit_code", raw, when) == expected

@@ -12,8 +12,7 @@ from itertools import chain
 
 from reform_etl.config import settings
 from reform_etl.forms import ii06a
-from reform_etl.forms.title import TitleError, lines, month_period, reporting_unit
-from reform_etl.forms.unit_names import UnitNameError, resolve_unit
+from reform_etl.forms.title import TitleError, lines, month_period, reporting_unit, title_unit
 from reform_etl.ingest.parsing import Cell
 from reform_etl.ingest.readers import FileRejected, Table
 from reform_etl.kinds import KIND_SPECS
@@ -40,11 +39,7 @@ def title_unit_and_period(title_rows: list[tuple[int, list[Cell]]]) -> tuple[str
         name = reporting_unit(title)
     except TitleError as error:
         raise FileRejected(error.code, error.message) from error
-    try:
-        code = resolve_unit(name, ii06a.period_start(period), settings().province_code, settings().seeds)
-    except UnitNameError as error:
-        raise FileRejected("unit_unresolved", error.message) from error
-    unit_line = next(t for _, t in title if name in t)
+    code, unit_line = title_unit(title, name, ii06a.period_start(period))
     return code, period, {unit_line: "unit_code", f"{period_line} [{period}]": "period"}
 
 

@@ -15,10 +15,8 @@ from collections.abc import Iterator
 from datetime import date
 from itertools import chain
 
-from reform_etl.config import settings
 from reform_etl.forms.ii06a import _header_grid, _numbering
-from reform_etl.forms.title import lines
-from reform_etl.forms.unit_names import UnitNameError, resolve_unit
+from reform_etl.forms.title import lines, title_unit
 from reform_etl.ingest.parsing import Cell, cell_text, fold
 from reform_etl.ingest.readers import FileRejected, Table
 
@@ -107,15 +105,10 @@ def _unit_and_year(title: list[tuple[int, str]]) -> tuple[str, int, dict[str, st
     if not name:
         raise FileRejected("unit_unresolved", "the scoring sheet's title names no unit ('… CỦA UBND HUYỆN …' or "
                                               "'Đơn vị: …') (tiêu đề bảng chấm điểm không ghi đơn vị)")
-    province, seeds = settings().province_code, settings().seeds
     try:
-        code = resolve_unit(name, date(year, 12, 31), province, seeds)
-    except UnitNameError:
-        try:  # a unit abolished during the year scores that year too
-            code = resolve_unit(name, date(year, 1, 1), province, seeds)
-        except UnitNameError as error:
-            raise FileRejected("unit_unresolved", error.message) from error
-    unit_line = next(t for _, t in title if name in t)
+        code, unit_line = title_unit(title, name, date(year, 12, 31))
+    except FileRejected:  # a unit abolished during the year scores that year too
+        code, unit_line = title_unit(title, name, date(year, 1, 1))
     return code, year, {unit_line: "unit_code", f"{text} [{year}]": "year"}
 
 

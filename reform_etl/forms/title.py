@@ -6,7 +6,10 @@ import calendar
 import re
 from datetime import date
 
+from reform_etl.config import settings
+from reform_etl.forms.unit_names import UnitNameError, resolve_unit
 from reform_etl.ingest.parsing import Cell, cell_text, fold
+from reform_etl.ingest.readers import FileRejected
 from reform_etl.ingest.refusal import Refusal
 
 MONTH = re.compile(r"\bthang (\d{1,2}) (?:nam )?(\d{4})\b")
@@ -42,6 +45,16 @@ def reporting_unit(title: list[tuple[int, str]]) -> str:
                 return name
     raise TitleError("unit_unresolved", "the form's title block has no 'Đơn vị báo cáo: <unit name>' line, and its "
                                         "table no unit column (tiêu đề biểu không có dòng 'Đơn vị báo cáo: …')")
+
+
+def title_unit(title: list[tuple[int, str]], name: str, on: date) -> tuple[str, str]:
+    """The code of the deployment province's unit `name` (as the title block prints it) valid on `on`, and the
+    title line naming it; raises FileRejected unit_unresolved naming the candidates."""
+    try:
+        code = resolve_unit(name, on, settings().province_code, settings().seeds)
+    except UnitNameError as error:
+        raise FileRejected("unit_unresolved", error.message) from error
+    return code, next(t for _, t in title if name in t)
 
 
 def month_period(title: list[tuple[int, str]]) -> tuple[str, str]:

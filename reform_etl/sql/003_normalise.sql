@@ -12,6 +12,13 @@ begin
   return nullif(btrim(normalize(v, NFC), E' \t\r\n\u00a0\u202f\u2009'), '');
 end $$;
 
+-- The text with every space taken out, inside as well as around ('1 296', 'H 44.07'): a count, a decimal
+-- and a unit code are read from it. A SQL expression, so the plpgsql functions that call it inline it.
+create or replace function raw.without_spaces(t text) returns text
+language sql immutable parallel safe as $$
+  select regexp_replace(t, E'[\\s\u00a0\u202f\u2009]+', '', 'g')
+$$;
+
 -- Trimmed NFC text, blank -> null.
 create or replace function raw.norm_text(v text) returns text
 language sql immutable parallel safe as $$
@@ -24,7 +31,7 @@ create or replace function raw.norm_count_slow(v text) returns text
 language plpgsql immutable parallel safe as $$
 declare
   t text := raw.norm_text_slow(v);
-  c text := regexp_replace(t, E'[\\s\u00a0\u202f\u2009]+', '', 'g');
+  c text := raw.without_spaces(t);
 begin
   if t is null then return null; end if;
   if c ~ '^\+?[0-9]+$' then return ltrim(c, '+')::numeric::text; end if;
@@ -46,7 +53,7 @@ create or replace function raw.norm_decimal_slow(v text) returns text
 language plpgsql immutable parallel safe as $$
 declare
   t text := raw.norm_text_slow(v);
-  c text := regexp_replace(t, E'[\\s\u00a0\u202f\u2009]+', '', 'g');
+  c text := raw.without_spaces(t);
 begin
   if t is null then return null; end if;
   if c ~ '\.' and c ~ ',[0-9]*$' then
@@ -185,7 +192,7 @@ create or replace function raw.norm_unit_code_slow(v text, period text) returns 
 language plpgsql immutable parallel safe as $$
 declare
   t text := raw.norm_text_slow(v);
-  c text := regexp_replace(t, E'[\\s\u00a0\u202f\u2009]+', '', 'g');
+  c text := raw.without_spaces(t);
 begin
   if c is null then return null; end if;
   -- only a code-shaped cell is respaced: anything else ('Huyện Thanh Ba') is kept as it arrived (NFC, trimmed)
