@@ -177,8 +177,8 @@ def _duplicate_rule(spec: KindSpec) -> Rule:
     inner = ", ".join(key_cell(spec, k, "d") for k in spec.key)
     group = ", ".join(str(i) for i in range(1, len(spec.key) + 1))
     # Fewer distinct keys than rows, counted over the keys' 64-bit hashes, sorted by the parallel workers (the
-    # count reads them in order): twice as fast as hashing a million groups, and as sorting the texts at 10
-    # million (1.9 s against 3.4 s). Joined keys, and hashes, may only merge (never split) groups, so "no" is
+    # count reads them in order): faster than hashing a million groups or sorting the texts. Joined keys,
+    # and hashes, may only merge (never split) groups, so "no" is
     # exact; a "maybe" (a duplicate, or once in billions a collision) runs the set's own query.
     joined = " || chr(31) || ".join(key_cell(spec, k, "d") for k in spec.key)
     probe = (f"select count(*) > count(distinct s.k) from (select hashtextextended({joined}, 0) as k "
