@@ -271,3 +271,13 @@ def test_rendering_the_report_writes_nothing_to_the_warehouse(warehouse_dsn: str
     assert before[0] is None
     assert build_report(warehouse_dsn, pending, tmp_path).is_file()
     assert snapshot() == before
+
+
+def test_the_report_reads_in_read_only_sessions(warehouse_dsn: str):
+    """The report's one way into the warehouse is a read-only session: a write there is refused by Postgres."""
+    from reform_etl.report.collect import connect
+
+    with connect(warehouse_dsn) as conn:
+        assert conn.execute("show transaction_read_only").fetchone()[0] == "on"
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("create table audit.report_must_not_write (x int)")

@@ -14,6 +14,13 @@ def identity_columns(kind: str) -> list[str]:
     return list(dict.fromkeys(("unit_code", spec.period_column, *spec.key)))
 
 
+def connect(dsn: str) -> psycopg.Connection:
+    """A read-only session: rendering the report never writes to the warehouse (Postgres refuses any write)."""
+    conn = psycopg.connect(dsn)
+    conn.read_only = True
+    return conn
+
+
 def fetch(conn: psycopg.Connection, query: str, params: tuple) -> list[dict]:
     cur = conn.execute(query, params)
     names = [d.name for d in cur.description]
@@ -22,7 +29,7 @@ def fetch(conn: psycopg.Connection, query: str, params: tuple) -> list[dict]:
 
 def read_run(dsn: str, run_id: str) -> dict:
     """The run, its files, results (samples with whose rows they are), dbt decision, flags and unit names."""
-    with psycopg.connect(dsn) as conn:
+    with connect(dsn) as conn:
         run = fetch(conn, "select * from audit.validation_runs where run_id = %s", (run_id,))
         pipeline = fetch(conn, "select * from audit.pipeline_runs where run_id = %s", (run_id,))
         files = fetch(conn, """

@@ -6,9 +6,8 @@ import csv
 import json
 from pathlib import Path
 
-import psycopg
-
 from reform_etl.kinds import KIND_SPECS
+from reform_etl.report.collect import connect
 from reform_etl.report.text import rejection
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -67,7 +66,7 @@ def write_quarantine_csv(dsn: str, run_id: str, path: Path, names: dict[str, str
     (Excel-safe). A row's period is its kind's period column (year of a PAR score, month, or a dossier's date)."""
     header = quarantine_columns()
     count = 0
-    with psycopg.connect(dsn) as conn, path.open("w", encoding="utf-8-sig", newline="") as handle:
+    with connect(dsn) as conn, path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = _csv_writer(handle)
         writer.writerow(header)
         for kind, spec in KIND_SPECS.items():

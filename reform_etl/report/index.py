@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-import psycopg
-
 from reform_etl.config import TIMEZONE
-from reform_etl.report.collect import fetch
+from reform_etl.report.collect import connect, fetch
 from reform_etl.report.page import CSS
 from reform_etl.report.text import esc, local_time, safe_dir_name
 
@@ -19,7 +17,7 @@ RUN_WORDS = {"success": ("Thành công", "Succeeded"), "failed": ("Thất bại"
 def write_index(dsn: str, out_dir: Path) -> Path:
     """out_dir/index.html: every run, newest first, with its date, outcome, files, rows, quarantined rows,
     warnings and a link to its report (where one was written)."""
-    with psycopg.connect(dsn) as conn:
+    with connect(dsn) as conn:
         runs = fetch(conn, """
             select p.run_id, p.started_at, p.ended_at, p.status, p.triggered_by,
                    count(f.file_id) as files,
