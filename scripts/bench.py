@@ -3,7 +3,8 @@
 Prints the figures and writes them to .bench/results.json. BENCH_ROWS sets the size (default
 1,000,000); BENCH_BASELINE_ROWS caps the naive pandas baseline (default: the same rows).
 The nightly figures (incremental 1x / 10x history, no-op run) come from bench_incremental.py;
-BENCH_INCREMENTAL_BASE (default 200,000) caps their 1x history.
+BENCH_INCREMENTAL_BASE (default 200,000) caps their 1x history. It also prints how long the DAG
+processor takes to parse each DAG file.
 A benchmark, not a test: it asserts nothing and never runs in `make test`.
 """
 
@@ -203,6 +204,33 @@ def naive_baseline(dsn: str, path: Path, rows: int) -> float:
     return time.perf_counter() - started
 
 
+DAG_PARSE = """
+import sys, time
+from airflow.dag_processing.dagbag import DagBag
+DagBag(dag_folder=sys.argv[1])  # warm: Airflow's and Cosmos' own imports are not the file's cost
+started = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1])
+assert not bag.import_errors, bag.import_errors
+print(time.perf_counter() - started)
+"""
+
+
+def dag_parse_seconds() -> dict[str, float]:
+    """Seconds the DAG processor takes to parse each DAG file (after a warm parse), in a fresh Airflow home."""
+    import tempfile
+
+    from reform_etl.orchestration.airflow_home import airflow_env
+
+    seconds = {}
+    with tempfile.TemporaryDirectory(prefix="bench-airflow-") as home:
+        env = {**os.environ, **airflow_env(Path(home))}
+        for dag_file in sorted((REPO / "dags").glob("*.py")):
+            out = subprocess.run([sys.executable, "-c", DAG_PARSE, str(dag_file)], env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            seconds[dag_file.name] = round(float(out.split()[-1]), 3)
+    return seconds
+
+
 def main() -> int:
     rows = int(os.environ.get("BENCH_ROWS", "1000000"))
     baseline_rows = int(os.environ.get("BENCH_BASELINE_ROWS", str(rows)))
@@ -244,6 +272,9 @@ def main() -> int:
     # (seen: pg_stat_user_tables dated autovacuum's visit of its million rows inside the 1x nights that follow)
     drop_database(admin, "bench_naive")
 
+    parse = dag_parse_seconds()
+    log("DAG files parsed in " + ", ".join(f"{name} {secs:.2f} s" for name, secs in parse.items()))
+
     import bench_incremental  # scripts/ is on sys.path when this file runs as a script
 
     nightly = bench_incremental.measure(BENCH, admin, rows, fresh_database, checkpoint, log)
@@ -260,6 +291,7 @@ def main() -> int:
         "incremental_10x_s": nightly["incremental_10x_s"],
         "incremental_ratio": nightly["incremental_ratio"],
         "noop_run_s": nightly["noop_run_s"],
+        "dag_parse_s": parse,
         "ingest_detail": detail,
         "incremental_detail": nightly["incremental_detail"],
     }
